@@ -1,0 +1,44 @@
+# failover-engine: `make drill` runs the local failover drill; `make test` runs every test.
+# Both set everything up first (venv, packages, the collection link) from a fresh clone.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: all drill test unit integration bench lint collections clean help
+
+help:
+	@echo "make drill   - run a complete failover drill locally (moto + local regions), print RTO"
+	@echo "make test    - set up and run the whole test suite"
+	@echo "make bench   - run the benchmarks (figures go to docs/benchmarks.md by hand)"
+	@echo "make clean   - remove the venv and run artefacts"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+collections/ansible_collections/resilience/failover:
+	@mkdir -p collections/ansible_collections/resilience
+	@ln -sfn ../../.. collections/ansible_collections/resilience/failover
+
+collections: collections/ansible_collections/resilience/failover
+
+drill: $(STAMP) collections
+	$(BIN)/failover drill --dir .drill
+
+test: $(STAMP) collections
+	$(BIN)/python -m pytest -q -ra
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: $(STAMP) collections
+	$(BIN)/python -m pytest -q tests/integration
+
+bench: $(STAMP)
+	$(BIN)/python bench/route53_batch.py
+
+clean:
+	rm -rf $(VENV) .drill .failover-state .pytest_cache collections/ansible_collections .ansible

@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+# Apache-2.0
+"""Shared by the resilience.failover modules: options, library import guard, error mapping."""
+from __future__ import annotations
+
+import os
+import traceback
+
+try:
+    from failover_engine.errors import FailoverError
+    from failover_engine.loader import load_strategy
+
+    HAS_LIBRARY = True
+    LIBRARY_IMPORT_ERROR = None
+except ImportError:  # pragma: no cover - reported by fail_json
+    HAS_LIBRARY = False
+    LIBRARY_IMPORT_ERROR = traceback.format_exc()
+    FailoverError = Exception  # type: ignore[misc,assignment]
+
+COMMON_ARGS = dict(
+    strategy_file=dict(type="path", required=False),
+    state_dir=dict(type="path", required=False),
+)
+
+
+def require_library(module):
+    if not HAS_LIBRARY:
+        from ansible.module_utils.basic import missing_required_lib
+
+        module.fail_json(msg=missing_required_lib("failover-engine (pip install failover-engine)"),
+                         exception=LIBRARY_IMPORT_ERROR)
+
+
+def strategy_path(module):
+    path = module.params.get("strategy_file") or os.environ.get("FAILOVER_STRATEGY")
+    if not path:
+        module.fail_json(msg="strategy_file is required (or set FAILOVER_STRATEGY)")
+    return path
+
+
+def load(module):
+    """Load the strategy file named by the module's options, or fail with every problem."""
+    require_library(module)
+    try:
+        return load_strategy(strategy_path(module), state_dir=module.params.get("state_dir"))
+    except FailoverError as exc:
+        module.fail_json(msg=str(exc), problems=[str(p) for p in getattr(exc, "problems", [])])
+
+
+def fail_from(module, exc, **result):
+    """Turn a library error into fail_json with its message (which names what and where)."""
+    module.fail_json(msg=str(exc), error_type=type(exc).__name__, **result)

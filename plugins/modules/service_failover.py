@@ -1,0 +1,161 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Apache-2.0
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: service_failover
+short_description: Fail a service over to a standby, or back to its primary
+version_added: 0.1.0
+description:
+  - Plans the change of routing (Route 53 records, ...) that moves a service's traffic, checks it
+    against the safety rules (the target must pass its probes, one failover per service at a time,
+    cooldown), applies it, validates it (read-back and probe of the new active endpoint) and rolls
+    it back when validation fails.
+  - Idempotent. Asking for the state that already holds changes nothing and reports C(changed=false).
+  - In check mode the plan is computed and returned (with C(diff)) and nothing is changed.
+  - The time of the failure detected by M(resilience.failover.endpoint_probe) (when it recorded an
+    incident) starts the RTO clock.
+options:
+  service:
+    description: Name of the service in the strategy file.
+    type: str
+    required: true
+  action:
+    description:
+      - C(failover) moves traffic to O(target), or to the first healthy standby.
+      - C(failback) moves traffic back to the primary.
+      - C(switch) moves traffic to O(target) (required).
+    type: str
+    choices: [failover, failback, switch]
+    default: failover
+  target:
+    description: Endpoint to move traffic to (for C(failover) and C(switch)).
+    type: str
+  force:
+    description:
+      - Override the safety refusals (a target that fails its probes, the cooldown, an unknown routing state).
+      - The lock is never overridden.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - resilience.failover.strategy
+author:
+  - failover-engine developers
+"""
+
+EXAMPLES = r"""
+- name: Fail the shop service over to its standby region
+  resilience.failover.service_failover:
+    strategy_file: /etc/failover/strategy.yaml
+    service: shop
+  register: failover
+
+- name: Show the RTO
+  ansible.builtin.debug:
+    msg: "RTO {{ failover.rto_s }} s, phases {{ failover.report.timeline.phases_s }}"
+
+- name: Fail back to the primary once it is healthy again
+  resilience.failover.service_failover:
+    strategy_file: /etc/failover/strategy.yaml
+    service: shop
+    action: failback
+
+- name: What would a failover change? (nothing is changed in check mode)
+  resilience.failover.service_failover:
+    service: shop
+  check_mode: true
+  diff: true
+"""
+
+RETURN = r"""
+status:
+  description: planned (check mode), noop, succeeded, refused, rolled_back, rollback_failed, failed.
+  returned: always
+  type: str
+  sample: succeeded
+active:
+  description: Endpoints taking traffic after the run, with their weights.
+  returned: always
+  type: dict
+  sample: {"usw2": 100}
+plan:
+  description: The plan, with every change's before and after.
+  returned: always
+  type: dict
+rto_s:
+  description: Recovery time in seconds, from the first failed probe (or the command) to validation.
+  returned: when the failover was applied
+  type: float
+report:
+  description: The full outcome (plan, timeline with each phase, validation, rollback, errors).
+  returned: when not in check mode
+  type: dict
+report_path:
+  description: Path of the JSON report written in the state directory.
+  returned: when not in check mode
+  type: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.resilience.failover.plugins.module_utils.failover_common import (
+    COMMON_ARGS,
+    FailoverError,
+    fail_from,
+    load,
+)
+
+
+def plan_only(engine, params):
+    """Check mode: compute the plan, change nothing. Returns (changed, result)."""
+    plan = engine.plan(params["service"], params["action"], params["target"])
+    result = dict(status="noop" if plan.is_noop else "planned", plan=plan.to_dict(), diff=plan.diff(),
+                  active=plan.target if not plan.is_noop else plan.current)
+    if plan.refusals and not plan.is_noop and not params["force"]:
+        result["refusals"] = list(plan.refusals)
+    return not plan.is_noop, result
+
+
+def apply(engine, params):
+    out = engine.run(params["service"], params["action"], params["target"], apply=True, force=params["force"])
+    report = out.to_dict()
+    plan = out.plan
+    active = (plan.target if out.status == "succeeded" else plan.current) if plan else None
+    result = dict(status=out.status, plan=report["plan"], report=report, report_path=out.report_path,
+                  active=active, rto_s=out.timeline.rto if out.timeline else None,
+                  diff=plan.diff() if plan and out.changed else dict(before={}, after={}))
+    return out.changed, out.ok, result
+
+
+def main():
+    spec = dict(COMMON_ARGS,
+                service=dict(type="str", required=True),
+                action=dict(type="str", default="failover", choices=["failover", "failback", "switch"]),
+                target=dict(type="str"),
+                force=dict(type="bool", default=False))
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
+                           required_if=[("action", "switch", ["target"])])
+    loaded = load(module)
+    from failover_engine.engine import FailoverEngine
+
+    engine = FailoverEngine(loaded)
+    try:
+        if module.check_mode:
+            changed, result = plan_only(engine, module.params)
+            if result.get("refusals"):
+                module.fail_json(msg="the plan would be refused: " + "; ".join(result["refusals"]),
+                                 changed=False, **result)
+            module.exit_json(changed=changed, **result)
+        changed, ok, result = apply(engine, module.params)
+    except FailoverError as exc:
+        fail_from(module, exc, changed=False)
+    if not ok:
+        errors = result["report"].get("errors") or [result["status"]]
+        module.fail_json(msg=f"{module.params['action']} of {module.params['service']} {result['status']}: "
+                             + "; ".join(errors), changed=changed, **result)
+    module.exit_json(changed=changed, **result)
+
+
+if __name__ == "__main__":
+    main()

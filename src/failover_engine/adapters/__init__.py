@@ -1,0 +1,26 @@
+"""Adapter registry: name → class, imported lazily so a cloud SDK loads only when used."""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import Adapter
+
+_REGISTRY: dict[str, str] = {
+    "route53": "failover_engine.adapters.route53:Route53Adapter",
+}
+
+
+def adapter_class(kind: str) -> "type[Adapter]":
+    try:
+        target = _REGISTRY[kind]
+    except KeyError:
+        raise ValueError(f"unknown adapter {kind!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def make_adapter(kind: str, connection: Any | None) -> "Adapter":
+    """Build an adapter for a connection config (None: the provider's defaults, e.g. real AWS)."""
+    return adapter_class(kind)(connection)

@@ -1,0 +1,64 @@
+"""The adapter contract: what a cloud adapter must do, and nothing more.
+
+The core computes desired state and plans; an adapter only knows how its provider spells a
+resource. An implementation declares its capabilities and implements five hooks:
+
+* :meth:`Adapter.binding_problems` (classmethod, pure) - can this adapter do what a routing
+  binding asks? Called at validation time so a strategy that needs a missing capability fails
+  before anything runs.
+* :meth:`Adapter.desired` (pure) - the resources' attributes when ``assignment`` takes traffic.
+* :meth:`Adapter.active_of` (pure) - which endpoints take traffic given resources' attributes.
+* :meth:`Adapter.read` (I/O) - current attributes of the resources of many bindings, batched.
+* :meth:`Adapter.apply` (I/O) - make changes; batched and atomic per provider scope where the
+  API allows; idempotent; returns the provider calls made.
+"""
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
+
+from ..plan import Assignment, Attrs, Change, ResourceKey
+
+
+class Capability(str, enum.Enum):
+    SIMPLE_SWAP = "simple_swap"          # swap the value(s) of one record
+    FAILOVER_RECORDS = "failover_records"  # primary/secondary records
+    WEIGHTED = "weighted"                # weights per endpoint
+    ATOMIC_BATCH = "atomic_batch"        # several resources changed in one atomic call
+    READ_BACK = "read_back"              # can read what it wrote, for validation
+
+
+@dataclass
+class ApplyReceipt:
+    """What an apply did: the provider calls made (for metrics, benchmarks and the event log)."""
+
+    calls: int = 0
+    batches: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Adapter(ABC):
+    kind: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+
+    @classmethod
+    @abstractmethod
+    def binding_problems(cls, binding: Any) -> list[tuple[str, str]]:
+        """Every (field path, message) this adapter cannot honour in ``binding``."""
+
+    @abstractmethod
+    def desired(self, binding: Any, assignment: Assignment) -> dict[ResourceKey, Attrs]:
+        """Attributes of every resource of ``binding`` when ``assignment`` takes traffic."""
+
+    @abstractmethod
+    def active_of(self, binding: Any, current: dict[ResourceKey, Attrs | None]) -> Assignment | None:
+        """Which endpoints take traffic now, or None if the state matches no known assignment."""
+
+    @abstractmethod
+    def read(self, bindings: Sequence[Any]) -> dict[ResourceKey, Attrs | None]:
+        """Current attributes of every resource of ``bindings`` (None when absent)."""
+
+    @abstractmethod
+    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+        """Make ``changes`` (no-op changes must cost no call). Raise an AdapterError on failure."""

@@ -1,0 +1,273 @@
+"""`failover`: validate strategies, look at services, plan and apply failovers, run the drill.
+
+Exit codes: 0 ok; 1 bad input or an error; 2 usage; 3 refused by a safety rule (nothing
+changed); 4 the failover failed validation or a step failed (rolled back or not: see output).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import FailoverError, StrategyError
+from .events import EventLog
+from .loader import json_schema, load_strategy
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_REFUSED, EXIT_FAILED = 0, 1, 2, 3, 4
+
+EPILOG = """examples:
+  failover validate strategy.yaml
+  failover status shop -f strategy.yaml
+  failover plan shop -f strategy.yaml              # what a failover would change
+  failover apply shop -f strategy.yaml             # dry run: shows the plan, changes nothing
+  failover apply shop -f strategy.yaml --yes       # fail over for real
+  failover apply shop -f strategy.yaml --failback --yes
+  failover probe shop -f strategy.yaml --wait-for unhealthy --timeout 30 --record-incident
+  failover drill                                   # the local drill (what `make drill` runs)
+The strategy file defaults to $FAILOVER_STRATEGY, then ./strategy.yaml."""
+
+
+def _err(msg: str) -> None:
+    print(f"failover: error: {msg}", file=sys.stderr)
+
+
+def _progress(msg: str) -> None:
+    print(f"... {msg}", file=sys.stderr, flush=True)
+
+
+def _dump(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _engine(args: argparse.Namespace, progress: bool = True):  # type: ignore[no-untyped-def]
+    from .engine import FailoverEngine
+
+    loaded = load_strategy(args.strategy, state_dir=args.state_dir)
+    return FailoverEngine(loaded, progress=_progress if progress and not args.json else None)
+
+
+# ----------------------------------------------------------------------------- commands
+def cmd_validate(args: argparse.Namespace) -> int:
+    rc = EXIT_OK
+    for f in args.files:
+        try:
+            loaded = load_strategy(f)
+        except StrategyError as exc:
+            print(str(exc), file=sys.stderr)
+            rc = EXIT_ERROR
+            continue
+        s = loaded.strategy
+        print(f"{f}: ok ({len(s.services)} service(s): {', '.join(s.services)})")
+    return rc
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json_schema())
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    eng = _engine(args, progress=False)
+    names = [args.service] if args.service else list(eng.strategy.services)
+    statuses = [eng.status(n, probe=not args.no_probe, events=args.events) for n in names]
+    if args.json:
+        _dump(statuses if not args.service else statuses[0])
+        return EXIT_OK
+    for st in statuses:
+        active = ", ".join(st["active"] or {}) or "unknown"
+        flag = "  (FAILED OVER)" if st["failed_over"] else ""
+        print(f"service {st['service']}: active {active}; primary {st['primary']}{flag}")
+        for w in st["routing"]["warnings"]:
+            print(f"  warning: {w}")
+        for n, v in st["verdicts"].items():
+            print(f"  {n:<16} {v['health']:<10} {v['reason']}")
+        for e in st["recent_events"][-args.events:]:
+            print(f"  event {e['ts']} {e['event']}")
+    return EXIT_OK
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from .detection import probe_service, wait_for
+    from .state import record_detection
+
+    loaded = load_strategy(args.strategy, state_dir=args.state_dir)
+    svc = loaded.service(args.service)
+    eps = (args.endpoint or [svc.primary.name]) if args.wait_for else args.endpoint
+    if not args.wait_for:
+        results = probe_service(svc, eps)
+        if args.json:
+            _dump({n: r.to_dict() for n, r in results.items()})
+        else:
+            for n, r in results.items():
+                print(f"{n:<16} {'ok' if r.ok else 'FAIL':<5} {r.reason}")
+        return EXIT_OK if all(r.ok for r in results.values()) else EXIT_FAILED
+    res = wait_for(svc, eps, args.wait_for, timeout=args.timeout,
+                   on_round=None if args.json else lambda i, v: _progress(
+                       f"round {i}: " + ", ".join(f"{n}={x.health.value}" for n, x in v.items())))
+    if res.reached and args.record_incident:
+        reason = "; ".join(f"{n}: {v.reason}" for n, v in res.verdicts.items())
+        record_detection(loaded.state_dir, args.service, args.wait_for, eps, res.first_signal_at,
+                         res.detected_at, reason)
+    if args.json:
+        _dump(res.to_dict())
+    else:
+        print(f"{'reached' if res.reached else 'NOT reached'}: {', '.join(eps)} {args.wait_for} "
+              f"after {res.elapsed:.2f}s ({res.rounds} rounds)")
+    return EXIT_OK if res.reached else EXIT_FAILED
+
+
+def _action(args: argparse.Namespace) -> tuple[str, str | None]:
+    if args.failback:
+        return "failback", None
+    if args.to:
+        return "switch", args.to
+    return "failover", None
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    action, target = _action(args)
+    plan = eng.plan(args.service, action, target)  # type: ignore[arg-type]
+    if args.json:
+        _dump(plan.to_dict())
+    else:
+        print(plan.render())
+    return EXIT_REFUSED if plan.refusals and not plan.is_noop else EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from .reporting import render_outcome
+
+    eng = _engine(args)
+    action, target = _action(args)
+    out = eng.run(args.service, action, target, apply=args.yes, force=args.force)  # type: ignore[arg-type]
+    if args.json:
+        _dump(out.to_dict())
+    else:
+        print(render_outcome(out))
+        if not args.yes and out.status == "planned":
+            print("\nDry run: nothing was changed. Re-run with --yes to apply.")
+    return {"planned": EXIT_REFUSED if out.plan and out.plan.refusals else EXIT_OK, "noop": EXIT_OK,
+            "succeeded": EXIT_OK, "refused": EXIT_REFUSED}.get(out.status, EXIT_FAILED)
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    loaded = load_strategy(args.strategy, state_dir=args.state_dir)
+    events = EventLog(loaded.state_dir / "events.jsonl").read(args.service, limit=args.limit)
+    for e in events:
+        print(json.dumps(e, default=str) if args.json else
+              f"{e['ts']} {e.get('service') or '-':<12} {e['event']:<18} {e.get('run_id', '')}")
+    return EXIT_OK
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from .metrics import history
+
+    loaded = load_strategy(args.strategy, state_dir=args.state_dir)
+    rows = history(loaded.state_dir / "reports", args.service)
+    if args.json:
+        _dump(rows)
+        return EXIT_OK
+    for r in rows:
+        rto = f"{r['rto_s'] * 1000:.0f} ms" if r["rto_s"] is not None else "-"
+        print(f"{r['started']}  {r['service']:<12} {r['action']:<9} {r['status']:<15} RTO {rto}")
+    return EXIT_OK
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    from .drill import run_drill
+
+    return run_drill(Path(args.dir), extra_vars=args.extra_var, verbose=args.verbose)
+
+
+# ----------------------------------------------------------------------------- parser
+def _common(p: argparse.ArgumentParser, service: str | None = "required") -> None:
+    p.add_argument("-f", "--strategy", default=os.environ.get("FAILOVER_STRATEGY", "strategy.yaml"),
+                   help="strategy file (default: $FAILOVER_STRATEGY or ./strategy.yaml)")
+    p.add_argument("--state-dir", help="override the strategy's state_dir (event log, locks, reports)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    if service == "required":
+        p.add_argument("service", help="service name from the strategy file")
+    elif service == "optional":
+        p.add_argument("service", nargs="?", help="service name (default: all)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="failover", description=__doc__.split("\n\n")[0],
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"failover-engine {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    s = sub.add_parser("validate", help="check strategy files; report every problem at once")
+    s.add_argument("files", nargs="+")
+    s.set_defaults(func=cmd_validate)
+    sub.add_parser("schema", help="print the strategy file's JSON Schema").set_defaults(func=cmd_schema)
+    s = sub.add_parser("status", help="active endpoint, verdicts and recent events of services")
+    _common(s, "optional")
+    s.add_argument("--no-probe", action="store_true", help="do not probe endpoints")
+    s.add_argument("--events", type=int, default=5, help="recent events to show (default 5)")
+    s.set_defaults(func=cmd_status)
+    s = sub.add_parser("probe", help="probe a service's endpoints once, or until a state is reached")
+    _common(s)
+    s.add_argument("--endpoint", action="append", help="endpoint(s) to probe (default: all; with --wait-for: the primary)")
+    s.add_argument("--wait-for", choices=["unhealthy", "healthy"], help="probe every interval until reached")
+    s.add_argument("--timeout", type=float, default=60.0, help="seconds to wait with --wait-for (default 60)")
+    s.add_argument("--record-incident", action="store_true",
+                   help="record the detection so the next failover/failback reports RTO from the first signal")
+    s.set_defaults(func=cmd_probe)
+    for name, helptext, func in (("plan", "show what a failover/failback would change", cmd_plan),
+                                 ("apply", "fail over or back (dry run unless --yes)", cmd_apply)):
+        s = sub.add_parser(name, help=helptext)
+        _common(s)
+        g = s.add_mutually_exclusive_group()
+        g.add_argument("--failback", action="store_true", help="move traffic back to the primary")
+        g.add_argument("--to", metavar="ENDPOINT", help="move traffic to this endpoint")
+        if name == "apply":
+            s.add_argument("--yes", action="store_true", help="really apply (default: dry run)")
+            s.add_argument("--force", action="store_true", help="override safety refusals (unhealthy target, cooldown)")
+        s.set_defaults(func=func)
+    s = sub.add_parser("events", help="print the event log")
+    _common(s, "optional")
+    s.add_argument("--limit", type=int, default=50)
+    s.set_defaults(func=cmd_events)
+    s = sub.add_parser("history", help="past failovers with their outcome and RTO")
+    _common(s, "optional")
+    s.set_defaults(func=cmd_history)
+    s = sub.add_parser("drill", help="run the local drill: moto + two local regions + playbooks/drill.yml")
+    s.add_argument("--dir", default=".drill", help="working directory for the drill (default .drill)")
+    s.add_argument("-e", "--extra-var", action="append", default=[], help="extra var for ansible-playbook")
+    s.add_argument("-v", "--verbose", action="store_true", help="show the full ansible-playbook output")
+    s.set_defaults(func=cmd_drill)
+    try:
+        from .lab.cli import add_lab_commands
+
+        add_lab_commands(sub)
+    except ImportError:  # the lab needs moto (extra "lab")
+        pass
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.func(args))
+    except StrategyError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_ERROR
+    except FailoverError as exc:
+        _err(str(exc))
+        return EXIT_REFUSED if exc.__class__.__name__ in ("LockHeld", "SafetyRefusal") else EXIT_ERROR
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

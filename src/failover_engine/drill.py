@@ -1,0 +1,82 @@
+"""`failover drill` (what `make drill` runs): the lab, playbooks/drill.yml, then a summary.
+
+Starts the local lab (moto for Route 53, two local HTTP servers as the regions), runs the drill
+playbook with ansible-playbook against it, prints a readable summary (phases, RTO, records
+before/after) and the path of the JSON report, and stops everything it started, also on
+failure or Ctrl-C.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .reporting import render_drill
+
+
+def find_repo_root(start: Path | None = None) -> Path | None:
+    """The checkout holding playbooks/drill.yml and ansible.cfg (cwd or one of its parents)."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / "playbooks" / "drill.yml").is_file() and (d / "ansible.cfg").is_file():
+            return d
+    return None
+
+
+def link_collection(root: Path) -> Path:
+    """Make the checkout visible as resilience.failover under ./collections (idempotent)."""
+    ns = root / "collections" / "ansible_collections" / "resilience"
+    ns.mkdir(parents=True, exist_ok=True)
+    link = ns / "failover"
+    if not link.is_symlink():
+        if link.exists():
+            shutil.rmtree(link)
+        link.symlink_to(Path("..", "..", ".."), target_is_directory=True)
+    return link
+
+
+def ansible_playbook() -> str:
+    local = Path(sys.executable).with_name("ansible-playbook")
+    return str(local) if local.exists() else (shutil.which("ansible-playbook") or "ansible-playbook")
+
+
+def run_drill(run_dir: Path, *, extra_vars: list[str] | None = None, verbose: bool = False) -> int:
+    from .lab.lab import Lab
+
+    root = find_repo_root()
+    if root is None:
+        print("failover drill: run it from a checkout of failover-engine (playbooks/drill.yml not found)",
+              file=sys.stderr)
+        return 1
+    link_collection(root)
+    run_dir = run_dir.resolve()
+    if run_dir.exists():
+        shutil.rmtree(run_dir)  # a drill starts from nothing: no state or report of an earlier run
+    run_dir.mkdir(parents=True)
+    report = run_dir / "drill-report.json"
+    with Lab(run_dir) as lab:
+        env = {**os.environ, **lab.env(), "FAILOVER_DRILL_REPORT": str(report),
+               "ANSIBLE_CONFIG": str(root / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": str(run_dir / "ansible-tmp"),
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        print(f"lab: Route 53 (moto) at {env['FAILOVER_MOTO_URL']}; control API at {env['FAILOVER_LAB_URL']}",
+              file=sys.stderr)
+        print(f"lab: strategy {env['FAILOVER_STRATEGY']}", file=sys.stderr)
+        cmd = [ansible_playbook(), str(root / "playbooks" / "drill.yml")]
+        for ev in extra_vars or []:
+            cmd += ["-e", ev]
+        if verbose:
+            cmd.append("-v")
+        rc = subprocess.call(cmd, cwd=root, env=env)
+    if report.exists():
+        data = json.loads(report.read_text())
+        print("\n" + render_drill(data))
+        print(f"\nJSON report: {report}")
+        if data.get("result") != "succeeded":
+            rc = rc or 1
+    else:
+        print(f"failover drill: no report was written (ansible-playbook exit {rc})", file=sys.stderr)
+        rc = rc or 1
+    return rc

@@ -1,0 +1,348 @@
+"""The failover engine: observe → check → select → plan → (safety) → apply → validate → rollback.
+
+This is the one path every entry point uses (CLI, Ansible modules, the monitor, MCP): it owns
+the lock, the cooldown, the event log, the incident → RTO timeline and the report.
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .adapters import make_adapter
+from .adapters.base import Adapter
+from .errors import AdapterError, UnknownEndpointError
+from .events import EventLog, iso
+from .loader import LoadedStrategy
+from .locks import FileLock, LockProvider
+from .metrics import Timeline
+from .model import Service
+from .plan import Assignment, Attrs, Change, Plan, PlanStep, ResourceKey
+from .selection import Action, SimpleVerdict, Verdict, select_target
+from .state import StateStore
+from .validation import ValidationResult, expected_after, expected_before, probe_until_ok, read_back_mismatches
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Observation:
+    """What the providers hold now for one service."""
+
+    states: list[dict[ResourceKey, Attrs | None]]  # per routing binding
+    per_binding: list[Assignment | None]
+    active: Assignment | None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"active": self.active, "per_binding": self.per_binding, "warnings": self.warnings,
+                "resources": [{str(k): v for k, v in s.items()} for s in self.states]}
+
+
+@dataclass
+class Outcome:
+    """The result of one run. ``status`` is one of: planned, noop, refused, succeeded,
+    rolled_back (validation or a step failed and every change was undone), rollback_failed."""
+
+    service: str
+    action: str
+    status: str
+    run_id: str
+    plan: Plan | None = None
+    timeline: Timeline | None = None
+    validation: ValidationResult | None = None
+    rollback: dict[str, Any] | None = None
+    errors: list[str] = field(default_factory=list)
+    report_path: str | None = None
+    started: float = field(default_factory=time.time)
+    api_calls: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return self.status in ("succeeded", "rolled_back", "rollback_failed")
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("planned", "noop", "succeeded")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service": self.service, "action": self.action, "status": self.status, "ok": self.ok,
+            "changed": self.changed, "run_id": self.run_id, "started": iso(self.started),
+            "plan": self.plan.to_dict() if self.plan else None,
+            "timeline": self.timeline.to_dict() if self.timeline else None,
+            "validation": self.validation.to_dict() if self.validation else None,
+            "rollback": self.rollback, "errors": self.errors, "api_calls": self.api_calls,
+            "report_path": self.report_path,
+        }
+
+
+def verdicts_from_probes(results: dict[str, Any]) -> dict[str, Verdict]:
+    return {n: SimpleVerdict("healthy" if r.ok else "unhealthy", r.reason) for n, r in results.items()}
+
+
+class FailoverEngine:
+    def __init__(self, loaded: LoadedStrategy, *, lock: LockProvider | None = None,
+                 adapter_factory: Callable[[str, Any], Adapter] = make_adapter,
+                 progress: Progress | None = None):
+        self.loaded = loaded
+        self.strategy = loaded.strategy
+        self.state_dir = Path(loaded.state_dir)
+        self.events = EventLog(self.state_dir / "events.jsonl")
+        self.store = StateStore(self.state_dir)
+        self.lock = lock or FileLock(self.state_dir / "locks")
+        self._factory = adapter_factory
+        self._adapters: dict[tuple[str, str | None], Adapter] = {}
+        self.progress = progress or (lambda msg: None)
+
+    # ------------------------------------------------------------------ building blocks
+    def adapter(self, binding: Any) -> Adapter:
+        key = (binding.adapter, binding.connection)
+        if key not in self._adapters:
+            conn = self.strategy.connections.get(binding.connection) if binding.connection else None
+            self._adapters[key] = self._factory(binding.adapter, conn)
+        return self._adapters[key]
+
+    def api_calls(self) -> int:
+        return sum(getattr(a, "calls", 0) for a in self._adapters.values())
+
+    def observe(self, name: str) -> Observation:
+        svc = self.loaded.service(name)
+        states, per = [], []
+        for binding in svc.routing:
+            ad = self.adapter(binding)
+            st = ad.read([binding])
+            states.append(st)
+            per.append(ad.active_of(binding, st))
+        warnings = []
+        distinct = {json.dumps(p, sort_keys=True) for p in per}
+        active = per[0] if len(distinct) == 1 else None
+        if len(distinct) > 1:
+            warnings.append(f"routing bindings disagree on the active endpoint: {per}")
+        if any(p is None for p in per):
+            warnings.append("a routing binding matches no known endpoint assignment (records missing or edited by hand?)")
+        return Observation(states, per, active, warnings)
+
+    def check(self, name: str, endpoints: list[str] | None = None) -> dict[str, Verdict]:
+        """One probe round of the service's endpoints → verdicts (healthy/unhealthy)."""
+        from .detection import probe_service
+
+        return verdicts_from_probes(probe_service(self.loaded.service(name), endpoints))
+
+    # ------------------------------------------------------------------ planning
+    def plan(self, name: str, action: Action, target: str | None = None, *,
+             verdicts: dict[str, Verdict] | None = None, observation: Observation | None = None,
+             now: float | None = None) -> Plan:
+        """Compute the plan (pure given observation and verdicts; probes/reads when not given)."""
+        svc = self.loaded.service(name)
+        if target is not None and target not in svc.endpoint_names:
+            raise UnknownEndpointError(name, target, svc.endpoint_names)
+        obs = observation or self.observe(name)
+        verdicts = verdicts if verdicts is not None else self.check(name)
+        decision = select_target(svc, verdicts, obs.active, action, target)
+        refusals = list(decision.refusals)
+        warnings = list(obs.warnings) + list(decision.warnings)
+        steps: list[PlanStep] = []
+        if decision.target is not None and decision.action != "none":
+            steps = self._steps(svc, decision.target, obs)
+            if obs.active is None:
+                refusals.append("routing state is unknown or inconsistent; check the records first")
+            cooldown = self._cooldown_refusal(name, svc, now or time.time())
+            if cooldown:
+                refusals.append(cooldown)
+        kind = decision.action if decision.action != "none" else {"auto": "failover"}.get(action, action)
+        return Plan(name, kind, obs.active, decision.target or obs.active or {}, decision.reason,  # type: ignore[arg-type]
+                    tuple(steps), tuple(warnings), tuple(refusals))
+
+    def _steps(self, svc: Service, target: Assignment, obs: Observation) -> list[PlanStep]:
+        steps = []
+        for i, binding in enumerate(svc.routing):
+            ad = self.adapter(binding)
+            desired = ad.desired(binding, target)
+            current = obs.states[i]
+            changes = tuple(Change(k, current.get(k), v) for k, v in desired.items())
+            mode = getattr(binding, "mode", "")
+            desc = f"{binding.adapter} {getattr(binding, 'record', '')} ({mode})".strip()
+            steps.append(PlanStep(i, binding.adapter, binding.connection, desc, changes))
+        return steps
+
+    def _cooldown_refusal(self, name: str, svc: Service, now: float) -> str | None:
+        last = self.store.load(name).last_switch_at
+        if last is not None and now - last < svc.policy.cooldown:
+            return (f"cooldown: last switch {now - last:.1f}s ago, cooldown is {svc.policy.cooldown:.0f}s "
+                    "(guards against flapping)")
+        return None
+
+    # ------------------------------------------------------------------ running
+    def run(self, name: str, action: Action, target: str | None = None, *, apply: bool = False,
+            force: bool = False) -> Outcome:
+        """Plan and, when ``apply`` is true, apply under the service lock. Dry run by default."""
+        svc = self.loaded.service(name)
+        out = Outcome(name, action, "planned", uuid.uuid4().hex[:12])
+        if not apply:
+            out.plan = self.plan(name, action, target)
+            out.status = "noop" if out.plan.is_noop else "planned"
+            out.api_calls = self.api_calls()
+            return out
+        with self.lock.hold(name, f"{action} run {out.run_id}"):
+            self._run_locked(svc, name, action, target, force, out)
+        out.api_calls = self.api_calls()
+        self._write_report(out)
+        return out
+
+    def _timeline(self, name: str, action: str, start: float) -> Timeline:
+        inc = self.store.load(name).incident
+        want = "recovery" if action == "failback" else "failure"
+        if inc is not None and inc.signal == want and inc.detected_at <= start:
+            return Timeline(inc.signal, inc.first_signal_at, inc.detected_at)
+        return Timeline("manual", start, start)
+
+    def _run_locked(self, svc: Service, name: str, action: Action, target: str | None, force: bool,
+                    out: Outcome) -> None:
+        ev = lambda event, **kw: self.events.append(event, name, run_id=out.run_id, **kw)  # noqa: E731
+        out.timeline = self._timeline(name, action, out.started)
+        ev("run_started", action=action, target=target, force=force, signal=out.timeline.signal)
+        self.progress(f"{name}: reading routing state and probing endpoints")
+        plan = out.plan = self.plan(name, action, target)
+        out.timeline.decided_at = time.time()
+        ev("decided", plan=plan.to_dict())
+        if plan.refusals and not force:
+            out.status = "refused"
+            out.errors = list(plan.refusals)
+            ev("refused", reasons=list(plan.refusals))
+            return
+        if plan.is_noop:
+            out.status = "noop"
+            ev("noop", reason=plan.reason)
+            return
+        if plan.refusals:
+            ev("forced", overridden=list(plan.refusals))
+        applied = self._apply_steps(svc, plan, out, ev)
+        if applied is None:
+            return
+        out.timeline.applied_at = time.time()
+        self.progress(f"{name}: applied {len(plan.changes)} change(s); validating")
+        out.validation = self._validate(svc, plan)
+        if out.validation.ok:
+            out.timeline.validated_at = time.time()
+            out.status = "succeeded"
+            self._record_success(name, plan)
+            ev("succeeded", rto_s=out.timeline.rto, phases_s=out.timeline.phases(), active=plan.target)
+            self.progress(f"{name}: {plan.action} succeeded; RTO {out.timeline.rto:.3f}s")
+            return
+        ev("validation_failed", reasons=out.validation.reasons)
+        out.errors.extend(out.validation.reasons)
+        if not svc.validation.rollback_on_failure:
+            out.status = "failed"
+            return
+        self._rollback(svc, applied, out, ev)
+
+    def _apply_steps(self, svc: Service, plan: Plan, out: Outcome, ev: Callable[..., Any]) -> list[PlanStep] | None:
+        applied: list[PlanStep] = []
+        for step in plan.steps:
+            if not step.effective:
+                continue
+            binding = svc.routing[step.index]
+            self.progress(f"{plan.service}: step {step.index + 1}: {step.description}")
+            try:
+                receipt = self.adapter(binding).apply(step.effective)
+            except AdapterError as exc:
+                out.errors.append(str(exc))
+                ev("step_failed", step=step.index, error=str(exc))
+                self._rollback(svc, applied + [step], out, ev)
+                return None
+            applied.append(step)
+            ev("step_applied", step=step.index, calls=receipt.calls, batches=receipt.batches,
+               changes=[c.to_dict() for c in step.effective])
+        return applied
+
+    def _validate(self, svc: Service, plan: Plan) -> ValidationResult:
+        res = ValidationResult(ok=True)
+        if svc.validation.read_back:
+            for step in plan.steps:
+                if not step.effective:
+                    continue
+                binding = svc.routing[step.index]
+                actual = self.adapter(binding).read([binding])
+                bad = read_back_mismatches(expected_after(list(step.effective)), actual)
+                res.read_back.append({"step": step.index, "ok": not bad, "mismatches": bad})
+                res.reasons.extend(f"read-back: {m}" for m in bad)
+        probes = self._validation_probes(svc, plan)
+        for label, spec in probes:
+            ok, results = self._probe_with_retries(svc, spec, label)
+            res.probes.append({"target": label, "ok": ok, "attempts": [r.to_dict() for r in results]})
+            if not ok:
+                res.reasons.append(f"probe of {label} failed after {len(results)} attempt(s): {results[-1].reason}")
+        res.ok = not res.reasons
+        return res
+
+    def _validation_probes(self, svc: Service, plan: Plan) -> list[tuple[str, Any]]:
+        out = []
+        if svc.validation.probe_active:
+            for ep in plan.target:
+                spec = svc.endpoint(ep).probe
+                if spec is not None:
+                    out.append((ep, spec))
+        out.extend((f"check[{i}]", spec) for i, spec in enumerate(svc.validation.checks))
+        return out
+
+    def _probe_with_retries(self, svc: Service, spec: Any, label: str) -> tuple[bool, list[Any]]:
+        from .probes import probe_once
+
+        det, val = svc.detection, svc.validation
+        return probe_until_ok(lambda: probe_once(spec, timeout=det.timeout, latency_limit=det.latency_limit,
+                                                 endpoint=label), val.attempts, val.interval)
+
+    def _rollback(self, svc: Service, steps: list[PlanStep], out: Outcome, ev: Callable[..., Any]) -> None:
+        """Put every touched resource back to its before-state, newest step first, then read back."""
+        self.progress(f"{out.service}: rolling back {len(steps)} step(s)")
+        details, failures = [], []
+        for step in reversed(steps):
+            binding = svc.routing[step.index]
+            ad = self.adapter(binding)
+            try:
+                now = ad.read([binding])
+                restore = [Change(c.key, now.get(c.key), c.before) for c in step.effective]
+                ad.apply(restore)
+                bad = read_back_mismatches(expected_before(list(step.effective)), ad.read([binding]))
+            except AdapterError as exc:
+                bad = [str(exc)]
+            details.append({"step": step.index, "ok": not bad, "problems": bad})
+            failures.extend(bad)
+        out.rollback = {"ok": not failures, "steps": details}
+        out.status = "rolled_back" if not failures else "rollback_failed"
+        ev(out.status, steps=details, errors=out.errors)
+
+    def _record_success(self, name: str, plan: Plan) -> None:
+        st = self.store.load(name)
+        st.last_switch_at = time.time()
+        st.last_action = plan.action
+        st.active = dict(plan.target)
+        st.incident = None
+        self.store.save(name, st)
+
+    def _write_report(self, out: Outcome) -> None:
+        d = self.state_dir / "reports"
+        d.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(out.started))
+        path = d / f"{stamp}-{out.service}-{out.action}-{out.run_id}.json"
+        out.report_path = str(path)
+        path.write_text(json.dumps(out.to_dict(), indent=2, default=str))
+
+    # ------------------------------------------------------------------ status
+    def status(self, name: str, *, probe: bool = True, events: int = 10) -> dict[str, Any]:
+        svc = self.loaded.service(name)
+        obs = self.observe(name)
+        verdicts = self.check(name) if probe else {}
+        st = self.store.load(name)
+        return {
+            "service": name, "strategy": svc.strategy, "scope": svc.scope,
+            "primary": svc.primary.name, "active": obs.active,
+            "failed_over": obs.active is not None and svc.primary.name not in obs.active,
+            "verdicts": {n: {"health": v.health, "reason": v.reason} for n, v in verdicts.items()},
+            "routing": obs.to_dict(), "state": st.to_dict(),
+            "recent_events": self.events.read(name, limit=events),
+        }

@@ -1,0 +1,81 @@
+"""RTO and its phases, per failover, and the history of past runs.
+
+Phases: detection (first signal → threshold crossed), decision (→ plan chosen), apply
+(→ provider changes in sync), validation (→ read-back and probes passed). RTO is first signal →
+validated. For a manual action with no recorded incident, the signal is the command itself.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .events import iso
+
+PHASES = (("detection", "first_signal_at", "detected_at"),
+          ("decision", "detected_at", "decided_at"),
+          ("apply", "decided_at", "applied_at"),
+          ("validation", "applied_at", "validated_at"))
+
+
+@dataclass
+class Timeline:
+    signal: str  # failure | recovery | manual
+    first_signal_at: float | None = None
+    detected_at: float | None = None
+    decided_at: float | None = None
+    applied_at: float | None = None
+    validated_at: float | None = None
+
+    def phases(self) -> dict[str, float | None]:
+        out: dict[str, float | None] = {}
+        for name, a, b in PHASES:
+            ta, tb = getattr(self, a), getattr(self, b)
+            out[name] = round(tb - ta, 6) if ta is not None and tb is not None else None
+        return out
+
+    @property
+    def rto(self) -> float | None:
+        if self.first_signal_at is None or self.validated_at is None:
+            return None
+        return round(self.validated_at - self.first_signal_at, 6)
+
+    @property
+    def complete(self) -> bool:
+        return all(getattr(self, f) is not None for _, a, b in PHASES for f in (a, b))
+
+    def to_dict(self) -> dict[str, Any]:
+        stamps = {f: iso(getattr(self, f)) for f in
+                  ("first_signal_at", "detected_at", "decided_at", "applied_at", "validated_at")}
+        return {"signal": self.signal, "timestamps": stamps, "phases_s": self.phases(), "rto_s": self.rto}
+
+
+def render_timeline(t: Timeline) -> str:
+    lines = [f"  signal: {t.signal}"]
+    for name, a, b in PHASES:
+        d = t.phases()[name]
+        lines.append(f"  {name:<11} {_ms(d):>10}   ({iso(getattr(t, a)) or '-'} -> {iso(getattr(t, b)) or '-'})")
+    lines.append(f"  {'RTO':<11} {_ms(t.rto):>10}")
+    return "\n".join(lines)
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v * 1000:.0f} ms"
+
+
+def history(reports_dir: str | Path, service: str | None = None) -> list[dict[str, Any]]:
+    """Summaries of past runs, oldest first, read from the JSON reports."""
+    out = []
+    for p in sorted(Path(reports_dir).glob("*.json")):
+        try:
+            r = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        if service and r.get("service") != service:
+            continue
+        tl = r.get("timeline") or {}
+        out.append({"report": str(p), "service": r.get("service"), "action": r.get("action"),
+                    "status": r.get("status"), "started": r.get("started"), "rto_s": tl.get("rto_s"),
+                    "phases_s": tl.get("phases_s")})
+    return out
