@@ -126,6 +126,46 @@ class FailoverEngine:
             warnings.append("a routing binding matches no known endpoint assignment (records missing or edited by hand?)")
         return Observation(states, per, active, warnings)
 
+    def observe_many(self, names: list[str]) -> dict[str, Observation]:
+        """Observe several services with one batched read per adapter (a zone listing, not N reads)."""
+        services = {n: self.loaded.service(n) for n in names}
+        by_adapter: dict[tuple[str, str | None], list[Any]] = {}
+        for svc in services.values():
+            for b in svc.routing:
+                by_adapter.setdefault((b.adapter, b.connection), []).append(b)
+        current: dict[ResourceKey, Attrs | None] = {}
+        for bindings in by_adapter.values():
+            current.update(self.adapter(bindings[0]).read(bindings))
+        out = {}
+        for n, svc in services.items():
+            states, per = [], []
+            for b in svc.routing:
+                ad = self.adapter(b)
+                st = {k: current.get(k) for k in ad.resource_keys(b)}
+                states.append(st)
+                per.append(ad.active_of(b, st))
+            distinct = {json.dumps(p, sort_keys=True) for p in per}
+            out[n] = Observation(states, per, per[0] if len(distinct) == 1 else None)
+        return out
+
+    def apply_batched(self, plans: list[Plan]) -> dict[str, Any]:
+        """Apply the changes of several plans with one adapter call per adapter (batched per zone).
+
+        Used for many services at once (benchmarks; region-wide failover builds on it). Safety
+        checks, the lock and validation are the caller's: see :meth:`run` for one service.
+        """
+        by_adapter: dict[tuple[str, str | None], list[Change]] = {}
+        for plan in plans:
+            svc = self.loaded.service(plan.service)
+            for step in plan.steps:
+                b = svc.routing[step.index]
+                by_adapter.setdefault((b.adapter, b.connection), []).extend(step.effective)
+        receipts = {}
+        for (kind, conn), changes in by_adapter.items():
+            ad = self._adapters[(kind, conn)]
+            receipts[f"{kind}:{conn}"] = ad.apply(changes)
+        return receipts
+
     def check(self, name: str, endpoints: list[str] | None = None) -> dict[str, Verdict]:
         """One probe round of the service's endpoints → verdicts (healthy/unhealthy)."""
         from .detection import probe_service

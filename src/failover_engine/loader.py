@@ -30,6 +30,12 @@ class LoadedStrategy:
             raise UnknownServiceError(name, list(self.strategy.services), str(self.path)) from None
 
 
+_PATTERN_HINTS = {
+    "url": "must be an http:// or https:// URL",
+    "name": "use letters, digits, '.', '_' and '-' (at most 63), starting with a letter or digit",
+}
+
+
 def _format_loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -102,6 +108,8 @@ def parse_strategy(text: str, *, file: str | None = None) -> tuple[Strategy, Any
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
                 msg = "unknown field (check the spelling; `failover schema` lists the fields)"
+            elif err["type"] == "string_pattern_mismatch":
+                msg = f"invalid value {err.get('input')!r}: " + _PATTERN_HINTS.get(str(loc[-1]) if loc else "", msg)
             problems.append(Problem(f"{path} (line {line})" if line else path, msg, file))
         raise StrategyError(problems, file) from None
     sem = semantic_problems(strategy)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .engine import Outcome
-from .metrics import render_timeline
+from .metrics import PHASES, render_timeline
 
 
 def render_outcome(out: Outcome) -> str:
@@ -45,7 +45,9 @@ def render_drill(report: dict[str, Any]) -> str:
         tl = r.get("timeline") or {}
         rto = tl.get("rto_s")
         lines.append(f"\n{stage}: {r.get('status', 'not run')}" + (f", RTO {rto * 1000:.0f} ms" if rto is not None else ""))
-        for name, d in (tl.get("phases_s") or {}).items():
+        phases = tl.get("phases_s") or {}
+        for name in [n for n, _, _ in PHASES if n in phases]:
+            d = phases[name]
             lines.append(f"  {name:<11} {'-' if d is None else f'{d * 1000:.0f} ms':>10}")
         for e in r.get("errors") or []:
             lines.append(f"  error: {e}")

@@ -51,6 +51,11 @@ class Adapter(ABC):
     def desired(self, binding: Any, assignment: Assignment) -> dict[ResourceKey, Attrs]:
         """Attributes of every resource of ``binding`` when ``assignment`` takes traffic."""
 
+    def resource_keys(self, binding: Any) -> list[ResourceKey]:
+        """Identity of every resource the binding steers (the same whichever endpoint is active)."""
+        first = next(iter(binding.endpoints))
+        return list(self.desired(binding, {first: 100}))
+
     @abstractmethod
     def active_of(self, binding: Any, current: dict[ResourceKey, Attrs | None]) -> Assignment | None:
         """Which endpoints take traffic now, or None if the state matches no known assignment."""

@@ -1,0 +1,380 @@
+"""The lab: a moto server plays Route 53, :class:`RegionServer` s play the regions, and a small
+JSON control API lets a playbook inject failures.
+
+Control API (all JSON)::
+
+    GET  /status                        lab_url, moto_url, strategy, regions {name: url, port, mode}
+    GET  /regions/<name>                one region
+    POST /regions/<name>/<mode>         mode: up, down, slow (?ms=300), errors, hang
+    POST /reset                         steady state: every region up, Route 53 seeded again
+
+Nothing leaves the machine: every server binds 127.0.0.1 on a port the OS chooses.
+
+moto keeps its state in process-wide backends: every moto server of one Python process shares
+the same Route 53 state. The lab resets moto when it starts, so run one lab per process at a time.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import socket
+import threading
+import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+from urllib.parse import parse_qs, urlsplit
+
+from ..loader import LoadedStrategy, load_strategy
+from ..model import Route53Routing, Service, Strategy
+from .regions import MODES, LabError, RegionServer
+
+__all__ = ["Lab", "LabError", "seed_route53", "steady_state_records"]
+
+AWS_REGION = "us-east-1"
+TEMPLATE = "drill-strategy.yaml"
+_LEFTOVER = re.compile(r"\{(?:moto_url|lab_url|primary_port|standby_port|[A-Za-z0-9_.-]+_(?:port|url))\}")
+
+
+def _fqdn(name: str) -> str:
+    name = name.strip().lower()
+    return name if name.endswith(".") else name + "."
+
+
+# --------------------------------------------------------------------------- Route 53 seeding
+def steady_state_records(binding: Route53Routing, service: Service) -> list[dict[str, Any]]:
+    """The ResourceRecordSets of a binding while the service's primary endpoint is active (pure).
+
+    simple: one record with the primary's values; failover: primary PRIMARY, others SECONDARY;
+    weighted: primary ``active_weight``, others ``inactive_weight``. A set identifier defaults to
+    the endpoint's name, as the Route 53 adapter does.
+    """
+    primary = service.primary.name
+    base = {"Name": _fqdn(binding.record), "Type": binding.type, "TTL": binding.ttl}
+    if binding.mode == "simple":
+        values = binding.endpoints[primary].values
+        return [{**base, "ResourceRecords": [{"Value": v} for v in values]}]
+    out = []
+    for name, eb in binding.endpoints.items():
+        rrset: dict[str, Any] = {**base, "SetIdentifier": eb.set_identifier or name,
+                                 "ResourceRecords": [{"Value": v} for v in eb.values]}
+        if binding.mode == "failover":
+            rrset["Failover"] = "PRIMARY" if name == primary else "SECONDARY"
+        else:
+            rrset["Weight"] = binding.active_weight if name == primary else binding.inactive_weight
+        if eb.health_check_id:
+            rrset["HealthCheckId"] = eb.health_check_id
+        out.append(rrset)
+    return out
+
+
+def ensure_hosted_zone(client: Any, binding: Route53Routing) -> str:
+    """The id of the binding's hosted zone; a zone given by name is created when missing."""
+    if binding.hosted_zone_id:
+        return binding.hosted_zone_id.split("/")[-1]
+    name = _fqdn(binding.hosted_zone or "")
+    resp = client.list_hosted_zones_by_name(DNSName=name, MaxItems="1")
+    for zone in resp.get("HostedZones", []):
+        if _fqdn(zone["Name"]) == name:
+            return zone["Id"].split("/")[-1]
+    created = client.create_hosted_zone(Name=name, CallerReference=f"failover-lab-{uuid.uuid4()}")
+    return created["HostedZone"]["Id"].split("/")[-1]
+
+
+def seed_route53(client: Any, strategy: Strategy) -> dict[str, str]:
+    """UPSERT the steady state (primary active) of every Route 53 binding of every service.
+
+    One atomic ChangeResourceRecordSets batch per binding. Returns zone name (or id) → zone id.
+    """
+    zones: dict[str, str] = {}
+    for service in strategy.services.values():
+        for binding in service.routing:
+            if binding.adapter != "route53":
+                continue
+            zone_id = ensure_hosted_zone(client, binding)
+            zones[_fqdn(binding.hosted_zone) if binding.hosted_zone else zone_id] = zone_id
+            changes = [{"Action": "UPSERT", "ResourceRecordSet": rr}
+                       for rr in steady_state_records(binding, service)]
+            client.change_resource_record_sets(
+                HostedZoneId=zone_id,
+                ChangeBatch={"Comment": "failover lab steady state", "Changes": changes})
+    return zones
+
+
+def lab_route53_client(endpoint_url: str, config_file: Path) -> Any:
+    """A Route 53 client for the lab's moto that ignores the user's AWS profile and config."""
+    import boto3
+    import botocore.session
+
+    isolated = {"profile": (None, None, None, None),
+                "config_file": (None, None, str(config_file), None),
+                "credentials_file": (None, None, str(config_file), None)}
+    session = boto3.session.Session(
+        botocore_session=botocore.session.Session(session_vars=isolated),
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=AWS_REGION)
+    return session.client("route53", endpoint_url=endpoint_url)
+
+
+# --------------------------------------------------------------------------- moto
+def start_moto() -> tuple[Any, str]:
+    """Start moto's threaded server on 127.0.0.1 (OS-chosen port) and clear its state."""
+    from moto.server import ThreadedMotoServer
+
+    werkzeug_log = logging.getLogger("werkzeug")
+    if werkzeug_log.level == logging.NOTSET:
+        werkzeug_log.setLevel(logging.WARNING)  # moto logs one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    try:
+        reset_moto(url)
+    except BaseException:
+        stop_moto(server)
+        raise
+    return server, url
+
+
+def reset_moto(moto_url: str) -> None:
+    """Clear every moto backend (zones, records, health checks) of this process."""
+    no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    no_proxy.open(urllib.request.Request(f"{moto_url}/moto-api/reset", method="POST"), timeout=10).close()
+
+
+def stop_moto(server: Any) -> None:
+    """Stop moto without waiting out werkzeug's 0.5 s poll: a connection wakes its select loop."""
+    host, port = server.get_host_and_port()
+    stopper = threading.Thread(target=server.stop, name="moto-stop", daemon=True)
+    stopper.start()
+    while stopper.is_alive():
+        with contextlib.suppress(OSError):
+            socket.create_connection((host, port), timeout=0.2).close()
+        stopper.join(0.05)
+
+
+# --------------------------------------------------------------------------- control API
+class _ControlHandler(BaseHTTPRequestHandler):
+    server: "_ControlServer"
+    server_version = "failover-lab-control/1"
+
+    def do_GET(self) -> None:  # noqa: N802
+        lab, parts = self.server.lab, self._parts()
+        if parts == ["status"]:
+            return self._json(200, lab.status())
+        if len(parts) == 2 and parts[0] == "regions":
+            return self._region(parts[1], lambda r: self._json(200, {"region": r.name, **r.status()}))
+        self._json(404, {"error": f"no such resource: GET {self.path}"})
+
+    def do_POST(self) -> None:  # noqa: N802
+        lab, parts = self.server.lab, self._parts()
+        if parts == ["reset"]:
+            lab.reset()
+            return self._json(200, lab.status())
+        if len(parts) == 3 and parts[0] == "regions" and parts[2] in MODES:
+            return self._region(parts[1], lambda r: self._set_mode(r, parts[2]))
+        self._json(404, {"error": f"no such action: POST {self.path}; modes: {', '.join(MODES)}"})
+
+    def _set_mode(self, region: RegionServer, mode: str) -> None:
+        opts: dict[str, Any] = {}
+        if mode == "slow":
+            ms = parse_qs(urlsplit(self.path).query).get("ms", [None])[0]
+            if ms is not None:
+                if not ms.isdigit():
+                    return self._json(400, {"error": f"ms must be a whole number of milliseconds, not {ms!r}"})
+                opts["delay_ms"] = int(ms)
+        region.set_mode(mode, **opts)
+        self._json(200, {"region": region.name, **region.status()})
+
+    def _region(self, name: str, action: Callable[[RegionServer], None]) -> None:
+        region = self.server.lab.regions.get(name)
+        if region is None:
+            known = ", ".join(self.server.lab.regions)
+            return self._json(404, {"error": f"unknown region {name!r}; regions: {known}"})
+        action(region)
+
+    def _parts(self) -> list[str]:
+        return [p for p in urlsplit(self.path).path.split("/") if p]
+
+    def _json(self, status: int, body: dict[str, Any]) -> None:
+        data = (json.dumps(body, indent=2) + "\n").encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Quiet: no line per request on stderr."""
+
+
+class _ControlServer(ThreadingHTTPServer):
+    def __init__(self, lab: "Lab"):
+        self.lab = lab
+        super().__init__(("127.0.0.1", 0), _ControlHandler)
+
+
+# --------------------------------------------------------------------------- the lab
+class Lab:
+    """Regions, moto and the control API, started together and stopped together.
+
+    Use as a context manager. ``regions[0]`` plays the primary, ``regions[1]`` the standby.
+    The strategy template may use ``{moto_url}``, ``{lab_url}``, ``{primary_port}``,
+    ``{standby_port}`` and ``{<region>_port}`` / ``{<region>_url}`` for every region.
+    """
+
+    def __init__(self, run_dir: Path, regions: Sequence[str] = ("use1", "usw2"), *,
+                 strategy_template: Path | None = None):
+        if not regions or len(set(regions)) != len(regions):
+            raise LabError(f"the lab needs one or more distinct region names, got {list(regions)}")
+        self.run_dir = Path(run_dir).resolve()
+        self.strategy_template = strategy_template
+        self.regions: dict[str, RegionServer] = {name: RegionServer(name) for name in regions}
+        self.moto_url = ""
+        self.lab_url = ""
+        self.strategy_path = self.run_dir / "strategy.yaml"
+        self.lab_json = self.run_dir / "lab.json"
+        self.aws_config_file = self.run_dir / "aws" / "config"
+        self.aws_credentials_file = self.run_dir / "aws" / "credentials"
+        self.loaded: LoadedStrategy | None = None
+        self.zones: dict[str, str] = {}
+        self._stack = contextlib.ExitStack()
+        self._started = False
+        self._closed = False
+
+    def __enter__(self) -> "Lab":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self) -> "Lab":
+        """Start everything; on any failure, stop what was started and re-raise."""
+        if self._closed:
+            raise LabError("this lab was closed; create a new Lab to start again")
+        if self._started:
+            return self
+        self._started = True
+        try:
+            self._start_servers()
+            self._write_aws_files()
+            self.strategy_path.write_text(self.render_strategy(), encoding="utf-8")
+            self.loaded = load_strategy(self.strategy_path)
+            self.zones = seed_route53(self.route53_client(), self.loaded.strategy)
+            self._write_lab_json()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Stop the control API, moto and the regions; remove lab.json. Idempotent."""
+        self._closed = self._started
+        self._stack.close()
+
+    def reset(self) -> None:
+        """Back to the steady state: every region up, moto cleared and seeded again."""
+        for region in self.regions.values():
+            region.set_mode("up")
+        reset_moto(self.moto_url)
+        if self.loaded is not None:
+            self.zones = seed_route53(self.route53_client(), self.loaded.strategy)
+
+    def route53_client(self) -> Any:
+        """A boto3 Route 53 client talking to the lab's moto (never to AWS)."""
+        return lab_route53_client(self.moto_url, self.aws_config_file)
+
+    def _start_servers(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        for region in self.regions.values():
+            region.start()
+            self._stack.callback(region.stop)
+        moto, self.moto_url = start_moto()
+        self._stack.callback(stop_moto, moto)
+        control = _ControlServer(self)
+        self._stack.callback(control.server_close)
+        thread = threading.Thread(target=control.serve_forever, kwargs={"poll_interval": 0.05},
+                                  name="lab-control", daemon=True)
+        thread.start()
+        self._stack.callback(thread.join, 2.0)
+        self._stack.callback(control.shutdown)
+        self.lab_url = f"http://127.0.0.1:{control.server_address[1]}"
+
+    def _write_aws_files(self) -> None:
+        self.aws_config_file.parent.mkdir(parents=True, exist_ok=True)
+        self.aws_config_file.write_text("", encoding="utf-8")
+        self.aws_credentials_file.write_text("", encoding="utf-8")
+
+    def _write_lab_json(self) -> None:
+        self.lab_json.write_text(json.dumps(self.status(), indent=2) + "\n", encoding="utf-8")
+        self._stack.callback(self.lab_json.unlink, missing_ok=True)
+
+    # ------------------------------------------------------------------ strategy
+    def placeholders(self) -> dict[str, str]:
+        """Placeholder → value for the strategy template."""
+        regions = list(self.regions.values())
+        values = {"moto_url": self.moto_url, "lab_url": self.lab_url, "primary_port": str(regions[0].port)}
+        if len(regions) > 1:
+            values["standby_port"] = str(regions[1].port)
+        for region in regions:
+            values[f"{region.name}_port"] = str(region.port)
+            values[f"{region.name}_url"] = region.url
+        return values
+
+    def render_strategy(self) -> str:
+        """The template with every placeholder filled (plain replacement: YAML has braces too)."""
+        if self.strategy_template is not None:
+            text = Path(self.strategy_template).read_text(encoding="utf-8")
+            source = str(self.strategy_template)
+        else:
+            text = resources.files("failover_engine.lab").joinpath(TEMPLATE).read_text(encoding="utf-8")
+            source = f"failover_engine/lab/{TEMPLATE}"
+        for key, value in self.placeholders().items():
+            text = text.replace("{" + key + "}", value)
+        leftover = sorted(set(_LEFTOVER.findall(text)))
+        if leftover:
+            raise LabError(f"{source}: unknown placeholder(s) {', '.join(leftover)}; "
+                           f"known: {', '.join('{' + k + '}' for k in self.placeholders())}")
+        return text
+
+    # ------------------------------------------------------------------ reporting
+    def status(self) -> dict[str, Any]:
+        return {"lab_url": self.lab_url, "moto_url": self.moto_url, "strategy": str(self.strategy_path),
+                "regions": {name: r.status() for name, r in self.regions.items()}}
+
+    def servers(self) -> list[tuple[str, str]]:
+        """(name, URL) of every server, for people."""
+        out = [("control", self.lab_url), ("moto (route53)", self.moto_url)]
+        return out + [(f"region {name}", r.url) for name, r in self.regions.items()]
+
+    def env(self) -> dict[str, str]:
+        """Variables a child process needs: the strategy, the lab's URLs, fake AWS credentials.
+
+        ``AWS_ENDPOINT_URL`` sends every AWS SDK call to moto, and the AWS config and credential
+        files are empty files of the lab, so a real AWS profile is never used.
+        """
+        return {
+            "FAILOVER_STRATEGY": str(self.strategy_path),
+            "FAILOVER_LAB_URL": self.lab_url,
+            "FAILOVER_MOTO_URL": self.moto_url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": AWS_REGION,
+            "AWS_REGION": AWS_REGION,
+            "AWS_CONFIG_FILE": str(self.aws_config_file),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.aws_credentials_file),
+            "AWS_ENDPOINT_URL": self.moto_url,
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        }
+
+    def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``base`` (default: os.environ) without any AWS_*/EC2_* variable, plus :meth:`env`."""
+        source = dict(os.environ if base is None else base)
+        kept = {k: v for k, v in source.items() if not k.upper().startswith(("AWS_", "EC2_"))}
+        return {**kept, **self.env()}
