@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 _SECRET_KEY = re.compile(r"(secret|password|passwd|token|credential|authorization|api[_-]?key|private)", re.I)
-_URL_CREDS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s:]+:[^/@\s]+@", re.I)
+_URL_CREDS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/?#\s]*@", re.I)  # all userinfo, up to the last @
 REDACTED = "***"
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import ValidationError
 
 from .errors import Problem, StrategyError, UnknownServiceError
-from .model import Service, Strategy, semantic_problems
+from .model import Connection, ProbeSpec, RoutingBinding, Service, Strategy, format_loc, semantic_problems
 
 
 @dataclass(frozen=True)
@@ -34,16 +34,6 @@ _PATTERN_HINTS = {
     "url": "must be an http:// or https:// URL",
     "name": "use letters, digits, '.', '_' and '-' (at most 63), starting with a letter or digit",
 }
-
-
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
@@ -67,6 +57,21 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return best
 
 
+def _union_tags() -> frozenset[str]:
+    """The discriminator values of the model's tagged unions (pydantic puts them into error paths)."""
+    tags = set()
+    for union in (ProbeSpec, RoutingBinding, Connection):
+        inner = get_args(union)[0]
+        for member in get_args(inner) or (inner,):
+            cls = get_args(member)[0] if get_args(member) else member  # Annotated[Model, Tag(...)]
+            field = "adapter" if "adapter" in cls.model_fields else "type"
+            tags.add(cls.model_fields[field].default)
+    return frozenset(tags)
+
+
+_UNION_TAGS = _union_tags()
+
+
 def _strip_union_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     """pydantic puts the discriminator tag into loc (``probe.http.url``); keep only real keys."""
     out: list[Any] = []
@@ -80,7 +85,7 @@ def _strip_union_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
             cur = cur[part]
         elif isinstance(cur, dict) and isinstance(part, str):
             # a union tag, or a missing field: keep missing fields (they are what is wrong)
-            if part not in ("http", "tcp", "route53") or "type" not in cur and "adapter" not in cur:
+            if part not in _UNION_TAGS or "type" not in cur and "adapter" not in cur:
                 out.append(part)
         # else: tag of a discriminated union, dropped
     return tuple(out)
@@ -104,7 +109,7 @@ def parse_strategy(text: str, *, file: str | None = None) -> tuple[Strategy, Any
         for err in exc.errors():
             loc = _strip_union_tags(tuple(err["loc"]), data)
             line = _line_of(root, loc)
-            path = _format_loc(loc)
+            path = format_loc(loc)
             msg = err["msg"]
             if err["type"] == "extra_forbidden":
                 msg = "unknown field (check the spelling; `failover schema` lists the fields)"
@@ -115,9 +120,9 @@ def parse_strategy(text: str, *, file: str | None = None) -> tuple[Strategy, Any
     sem = semantic_problems(strategy)
     if sem:
         problems = []
-        for path, msg in sem:
-            loc = tuple(int(p) if p.isdigit() else p for p in path.replace("[", ".").replace("]", "").split("."))
+        for loc, msg in sem:
             line = _line_of(root, loc)
+            path = format_loc(loc)
             problems.append(Problem(f"{path} (line {line})" if line else path, msg, file))
         raise StrategyError(problems, file)
     return strategy, data

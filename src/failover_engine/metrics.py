@@ -72,6 +72,8 @@ def history(reports_dir: str | Path, service: str | None = None) -> list[dict[st
             r = json.loads(p.read_text())
         except (OSError, ValueError):
             continue
+        if not isinstance(r, dict):
+            continue
         if service and r.get("service") != service:
             continue
         tl = r.get("timeline") or {}

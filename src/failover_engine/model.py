@@ -18,8 +18,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
+    Tag,
     WithJsonSchema,
 )
 
@@ -31,6 +33,8 @@ def _parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or a string such as '250ms', '5s', '2m'")
     if isinstance(value, (int, float)):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("a duration must be a finite number")
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return float(value)
@@ -66,16 +70,52 @@ class _Model(BaseModel):
 
 
 # --------------------------------------------------------------------------- probes
+_STATUS_RANGE = re.compile(r"^([1-5])xx$|^(\d{3})-(\d{3})$")
+
+
+def _status_item(v: Any) -> Any:
+    if isinstance(v, str) and not v.isdigit():
+        m = _STATUS_RANGE.match(v.strip().lower())
+        if not m or (m.group(2) and int(m.group(2)) > int(m.group(3))):
+            raise ValueError(f"invalid status {v!r}: use a code (200), a class ('2xx') or a range ('200-299')")
+        return v.strip().lower()
+    code = int(v)
+    if not 100 <= code <= 599:
+        raise ValueError(f"invalid status {v!r}: HTTP status codes are 100-599")
+    return code
+
+
+StatusSpec = Annotated[Union[int, str], BeforeValidator(_status_item)]
+
+
 class HttpProbe(_Model):
-    """An HTTP(S) GET (or other method); healthy when the status is expected and the body matches."""
+    """An HTTP(S) request; healthy when the status is expected, the body and headers match and,
+    with ``tls_min_days``, the server certificate is valid for at least that many more days."""
 
     type: Literal["http"] = "http"
     url: Annotated[str, Field(pattern=r"^https?://\S+$", description="http:// or https:// URL")]
     method: Literal["GET", "HEAD", "POST"] = "GET"
-    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=lambda: [200])
+    expect_status: list[StatusSpec] = Field(default_factory=lambda: [200],
+                                            description="codes (200), classes ('2xx') or ranges ('200-299')")
     body_contains: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict, description="request headers (values never logged)")
+    expect_headers: dict[str, str] = Field(default_factory=dict,
+                                           description="response headers that must contain these values")
     verify_tls: bool = True
+    tls_min_days: Annotated[int, Field(ge=0)] | None = None
+
+    def status_ok(self, code: int) -> bool:
+        for item in self.expect_status:
+            if isinstance(item, int):
+                if code == item:
+                    return True
+                continue
+            m = _STATUS_RANGE.match(item)
+            if m and m.group(1) and code // 100 == int(m.group(1)):
+                return True
+            if m and m.group(2) and int(m.group(2)) <= code <= int(m.group(3)):
+                return True
+        return False
 
 
 class TcpProbe(_Model):
@@ -86,7 +126,47 @@ class TcpProbe(_Model):
     port: Annotated[int, Field(ge=1, le=65535)]
 
 
-ProbeSpec = Annotated[Union[HttpProbe, TcpProbe], Field(discriminator="type")]
+class DnsProbe(_Model):
+    """A DNS query; healthy when it is answered and the answer holds every value in ``expect``."""
+
+    type: Literal["dns"] = "dns"
+    name: str
+    record_type: Literal["A", "AAAA", "CNAME", "TXT", "MX", "NS", "SRV"] = "A"
+    nameserver: str | None = Field(default=None, description="'IP' or 'IP:port'; default: the system resolver")
+    expect: list[str] = Field(default_factory=list, description="values the answer must contain (empty: any answer)")
+
+
+class CommandProbe(_Model):
+    """An external command; healthy when it exits with one of ``expect_exit`` within the timeout."""
+
+    type: Literal["command"] = "command"
+    argv: list[str] = Field(min_length=1)
+    expect_exit: list[int] = Field(default_factory=lambda: [0])
+
+
+class PythonProbe(_Model):
+    """A Python callable ``module:function`` (sync or async) called with ``args`` as keyword
+    arguments; it returns a bool or ``(bool, reason)``. Business-logic and data-consistency checks."""
+
+    type: Literal["python"] = "python"
+    entry_point: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+    args: dict[str, Any] = Field(default_factory=dict)
+
+
+def _tag_of(field: str, default: str) -> Any:
+    """Discriminator that honours the field's default when the field is left out."""
+
+    def get(v: Any) -> Any:
+        return v.get(field, default) if isinstance(v, dict) else getattr(v, field, default)
+
+    return Discriminator(get)
+
+
+ProbeSpec = Annotated[
+    Union[Annotated[HttpProbe, Tag("http")], Annotated[TcpProbe, Tag("tcp")], Annotated[DnsProbe, Tag("dns")],
+          Annotated[CommandProbe, Tag("command")], Annotated[PythonProbe, Tag("python")]],
+    _tag_of("type", "http"),
+]
 
 
 # --------------------------------------------------------------------------- endpoints
@@ -102,6 +182,9 @@ class Endpoint(_Model):
     region: str | None = None
     zone: str | None = None
     probe: ProbeSpec | None = None
+    gate: ProbeSpec | None = Field(
+        default=None, description="data-consistency gate (e.g. replication lag) that must pass before "
+        "this endpoint is promoted")
     capacity: Annotated[int, Field(ge=0)] | None = None
 
 
@@ -139,7 +222,7 @@ class Route53Routing(_Model):
     endpoints: dict[str, Route53EndpointBinding]
 
 
-RoutingBinding = Annotated[Union[Route53Routing], Field(discriminator="adapter")]
+RoutingBinding = Annotated[Union[Annotated[Route53Routing, Tag("route53")]], _tag_of("adapter", "route53")]
 
 
 class Route53Connection(_Model):
@@ -151,10 +234,34 @@ class Route53Connection(_Model):
     propagation_timeout: Duration = 120.0
 
 
-Connection = Annotated[Union[Route53Connection], Field(discriminator="type")]
+Connection = Annotated[Union[Annotated[Route53Connection, Tag("route53")]], _tag_of("type", "route53")]
 
 
 # --------------------------------------------------------------------------- detection, policy
+class LatencySignal(_Model):
+    """Response-time degradation: the percentile of a sliding window of latencies over a limit."""
+
+    percentile: Annotated[float, Field(ge=50, le=100)] = 95.0
+    limit: Duration
+    window: Annotated[int, Field(ge=3, le=10000)] = 20
+    min_samples: Annotated[int, Field(ge=1)] = 5
+
+
+class ErrorRateSignal(_Model):
+    """Error-rate spike: the failure ratio of a sliding window of probes over a threshold."""
+
+    threshold: Annotated[float, Field(gt=0, le=1)] = 0.5
+    window: Annotated[int, Field(ge=2, le=10000)] = 20
+    min_samples: Annotated[int, Field(ge=1)] = 10
+
+
+class FlapGuard(_Model):
+    """More than ``max_transitions`` health changes within ``window`` holds automation."""
+
+    max_transitions: Annotated[int, Field(ge=1)] = 4
+    window: Duration = 300.0
+
+
 class Detection(_Model):
     interval: Duration = 5.0
     timeout: Duration = 2.0
@@ -163,6 +270,12 @@ class Detection(_Model):
     latency_limit: Duration | None = Field(
         default=None, description="an answer slower than this counts as a failure"
     )
+    jitter: Annotated[float, Field(ge=0, le=0.5)] = Field(
+        default=0.1, description="spread probes by up to this fraction of the interval")
+    latency: LatencySignal | None = None
+    error_rate: ErrorRateSignal | None = None
+    min_dwell: Duration = Field(default=0.0, description="time a new health state must hold before acting")
+    flap: FlapGuard = Field(default_factory=FlapGuard)
 
 
 class Policy(_Model):
@@ -210,6 +323,30 @@ class Service(_Model):
         return [ep for ep in self.endpoints if ep.role is Role.standby]
 
 
+class Observer(_Model):
+    """A vantage point. ``source_address`` binds its probes to a local address (one per network path)."""
+
+    name: Name
+    source_address: str | None = None
+
+
+class Monitoring(_Model):
+    """How `failover monitor` watches: observers, quorum, partition self-check, metrics."""
+
+    observers: list[Observer] = Field(default_factory=lambda: [Observer(name="local")], min_length=1)
+    quorum: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="observers that must agree an endpoint is down (default: a majority)")
+    control_targets: list[ProbeSpec] = Field(
+        default_factory=list, description="known-good targets: an observer that loses them and every "
+        "endpoint concludes it is the one partitioned and abstains")
+    verdict_ttl: Duration = Field(default=30.0, description="older observer reports are ignored")
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+
+    @property
+    def required(self) -> int:
+        return self.quorum or len(self.observers) // 2 + 1
+
+
 class Strategy(_Model):
     """A strategy file: connections to the clouds and the services to protect."""
 
@@ -220,51 +357,84 @@ class Strategy(_Model):
         "default: .failover-state next to the file",
     )
     connections: dict[Name, Connection] = Field(default_factory=dict)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
     services: dict[Name, Service] = Field(min_length=1)
 
 
-def semantic_problems(strategy: Strategy) -> list[tuple[str, str]]:
-    """Checks across fields; returns every (path, message) at once."""
-    out: list[tuple[str, str]] = []
-    for sname, svc in strategy.services.items():
-        base = f"services.{sname}"
-        names = svc.endpoint_names
-        seen: set[str] = set()
-        for i, ep in enumerate(svc.endpoints):
-            if ep.name in seen:
-                out.append((f"{base}.endpoints[{i}].name", f"duplicate endpoint name {ep.name!r}"))
-            seen.add(ep.name)
-            if svc.scope == "zone" and not ep.zone:
-                out.append((f"{base}.endpoints[{i}].zone", "zone scope needs a zone on every endpoint"))
-            if svc.scope == "region" and not ep.region:
-                out.append((f"{base}.endpoints[{i}].region", "region scope needs a region on every endpoint"))
-        if svc.strategy == "active_passive":
-            primaries = [ep.name for ep in svc.endpoints if ep.role is Role.primary]
-            if len(primaries) != 1:
-                out.append((f"{base}.endpoints", f"active_passive needs exactly one primary, found {len(primaries)}"))
-            if not svc.standbys:
-                out.append((f"{base}.endpoints", "active_passive needs at least one standby"))
-            for i, ep in enumerate(svc.endpoints):
-                if ep.role is Role.active:
-                    out.append((f"{base}.endpoints[{i}].role", "role 'active' is for active_active services"))
-        if svc.detection.timeout > svc.detection.interval:
-            out.append((f"{base}.detection.timeout", "timeout must not exceed interval"))
-        for r, binding in enumerate(svc.routing):
-            rbase = f"{base}.routing[{r}]"
-            if binding.connection is not None and binding.connection not in strategy.connections:
-                out.append((f"{rbase}.connection", f"no connection named {binding.connection!r} under `connections`"))
-            elif binding.connection is not None:
-                conn = strategy.connections[binding.connection]
-                if conn.type != binding.adapter:
-                    out.append((f"{rbase}.connection", f"connection {binding.connection!r} is of type {conn.type}, not {binding.adapter}"))
-            missing = [n for n in names if n not in binding.endpoints]
-            extra = [n for n in binding.endpoints if n not in names]
-            if missing:
-                out.append((f"{rbase}.endpoints", f"no binding for endpoint(s) {', '.join(missing)}"))
-            if extra:
-                out.append((f"{rbase}.endpoints", f"binding for unknown endpoint(s) {', '.join(extra)}"))
-            from .adapters import adapter_class  # local import: registry is lazy
+Loc = tuple[Union[str, int], ...]
 
-            for path, msg in adapter_class(binding.adapter).binding_problems(binding):
-                out.append((f"{rbase}.{path}" if path else rbase, msg))
+
+def format_loc(loc: Loc) -> str:
+    """('services', 'web', 'endpoints', 1, 'probe') -> 'services.web.endpoints[1].probe'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def semantic_problems(strategy: Strategy) -> list[tuple[Loc, str]]:
+    """Checks across fields; returns every (path, message) at once. Paths are tuples of keys and
+    indexes (service and endpoint names may contain dots)."""
+    out: list[tuple[Loc, str]] = []
+    mon = strategy.monitoring
+    if mon.quorum is not None and mon.quorum > len(mon.observers):
+        out.append((("monitoring", "quorum"), f"quorum {mon.quorum} exceeds the {len(mon.observers)} observer(s)"))
+    names = [o.name for o in mon.observers]
+    if len(set(names)) != len(names):
+        out.append((("monitoring", "observers"), "observer names must be unique"))
+    for sname, svc in strategy.services.items():
+        out.extend(_service_problems(strategy, ("services", sname), svc))
+    return out
+
+
+def _service_problems(strategy: Strategy, base: Loc, svc: Service) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    seen: set[str] = set()
+    for i, ep in enumerate(svc.endpoints):
+        at = (*base, "endpoints", i)
+        if ep.name in seen:
+            out.append(((*at, "name"), f"duplicate endpoint name {ep.name!r}"))
+        seen.add(ep.name)
+        if svc.scope == "zone" and not ep.zone:
+            out.append(((*at, "zone"), "zone scope needs a zone on every endpoint"))
+        if svc.scope == "region" and not ep.region:
+            out.append(((*at, "region"), "region scope needs a region on every endpoint"))
+        if svc.strategy == "active_passive" and ep.role is Role.active:
+            out.append(((*at, "role"), "role 'active' is for active_active services"))
+    if svc.strategy == "active_passive":
+        primaries = [ep.name for ep in svc.endpoints if ep.role is Role.primary]
+        if len(primaries) != 1:
+            out.append(((*base, "endpoints"), f"active_passive needs exactly one primary, found {len(primaries)}"))
+        if not svc.standbys:
+            out.append(((*base, "endpoints"), "active_passive needs at least one standby"))
+    if svc.detection.timeout > svc.detection.interval:
+        out.append(((*base, "detection", "timeout"), "timeout must not exceed interval"))
+    for r, binding in enumerate(svc.routing):
+        out.extend(_binding_problems(strategy, (*base, "routing", r), svc, binding))
+    return out
+
+
+def _binding_problems(strategy: Strategy, at: Loc, svc: Service, binding: Any) -> list[tuple[Loc, str]]:
+    from .adapters import adapter_class  # local import: the registry is lazy
+
+    out: list[tuple[Loc, str]] = []
+    if binding.connection is not None:
+        conn = strategy.connections.get(binding.connection)
+        if conn is None:
+            out.append(((*at, "connection"), f"no connection named {binding.connection!r} under `connections`"))
+        elif conn.type != binding.adapter:
+            out.append(((*at, "connection"),
+                        f"connection {binding.connection!r} is of type {conn.type}, not {binding.adapter}"))
+    names = svc.endpoint_names
+    missing = [n for n in names if n not in binding.endpoints]
+    extra = [n for n in binding.endpoints if n not in names]
+    if missing:
+        out.append(((*at, "endpoints"), f"no binding for endpoint(s) {', '.join(missing)}"))
+    if extra:
+        out.append(((*at, "endpoints"), f"binding for unknown endpoint(s) {', '.join(extra)}"))
+    for path, msg in adapter_class(binding.adapter).binding_problems(binding):
+        out.append(((*at, *path) if isinstance(path, tuple) else (*at, *[p for p in path.split(".") if p]), msg))
     return out

@@ -181,7 +181,7 @@ def _decode(body: bytes, charset: str | None) -> str:
 
 def _check_answer(spec: HttpProbe, status: int, text: str) -> tuple[FailureKind, str] | None:
     """Why an HTTP answer is not healthy, or None when it is."""
-    if status not in spec.expect_status:
+    if not spec.status_ok(status):
         return FailureKind.status, f"status {status} not in {list(spec.expect_status)}"
     if spec.body_contains is not None and spec.body_contains not in text:
         return FailureKind.body, f"body does not contain {spec.body_contains!r}"

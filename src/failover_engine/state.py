@@ -47,6 +47,8 @@ class StateStore:
             data = json.loads(self._path(service).read_text())
         except (OSError, ValueError):
             return ServiceState()
+        if not isinstance(data, dict):
+            return ServiceState()
         inc = data.pop("incident", None)
         st = ServiceState(**{k: v for k, v in data.items() if k in ServiceState.__dataclass_fields__})
         st.incident = Incident(**inc) if inc else None

@@ -260,7 +260,8 @@ class Route53Adapter(Adapter):
             for group in groups.values():  # a name/type group never straddles two batches
                 gw = sum(len(e["ResourceRecordSet"]["ResourceRecords"]) * (2 if e["Action"] == "UPSERT" else 1)
                          for e in group)
-                gc = sum(len(r["Value"]) for e in group for r in e["ResourceRecordSet"]["ResourceRecords"])
+                gc = sum(len(r["Value"]) * (2 if e["Action"] == "UPSERT" else 1)  # UPSERT counts twice
+                         for e in group for r in e["ResourceRecordSet"]["ResourceRecords"])
                 if batches[-1] and (weight + gw > MAX_RECORDS_PER_BATCH or chars + gc > MAX_VALUE_CHARS_PER_BATCH):
                     batches.append([])
                     weight = chars = 0
