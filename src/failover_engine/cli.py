@@ -27,6 +27,7 @@ EPILOG = """examples:
   failover apply shop -f strategy.yaml --yes       # fail over for real
   failover apply shop -f strategy.yaml --failback --yes
   failover probe shop -f strategy.yaml --wait-for unhealthy --timeout 30 --record-incident
+  failover monitor -f strategy.yaml --metrics-port 9108   # automatic failover per policy
   failover drill                                   # the local drill (what `make drill` runs)
 The strategy file defaults to $FAILOVER_STRATEGY, then ./strategy.yaml."""
 
@@ -178,6 +179,23 @@ def cmd_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from .monitor import Monitor, run_monitor
+    from .quorum import DirectoryExchange
+
+    loaded = load_strategy(args.strategy, state_dir=args.state_dir)
+    exchange = None
+    if args.exchange_dir:
+        exchange = DirectoryExchange(args.exchange_dir, ttl=loaded.strategy.monitoring.verdict_ttl)
+    mon = Monitor(args.strategy, state_dir=args.state_dir, observers=args.observer, exchange=exchange,
+                  metrics_port=args.metrics_port, log=lambda m: print(m, file=sys.stderr, flush=True))
+    names = ", ".join(mon.watches)
+    print(f"monitoring {names} with observer(s) {', '.join(o.spec.name for o in mon.observers)}"
+          + (f"; metrics on http://127.0.0.1:{mon.metrics_port}/metrics" if mon.metrics_port is not None else ""),
+          file=sys.stderr, flush=True)
+    return run_monitor(mon, duration=args.duration)
+
+
 def cmd_drill(args: argparse.Namespace) -> int:
     from .drill import run_drill
 
@@ -236,6 +254,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("history", help="past failovers with their outcome and RTO")
     _common(s, "optional")
     s.set_defaults(func=cmd_history)
+    s = sub.add_parser("monitor", help="watch every service; fail over and back automatically per policy")
+    _common(s, None)
+    s.add_argument("--observer", action="append", help="run only these observers of the strategy (default: all)")
+    s.add_argument("--exchange-dir", help="directory shared with observers in other processes (verdict exchange)")
+    s.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
+    s.add_argument("--duration", type=float, help="stop after this many seconds (default: until SIGTERM)")
+    s.set_defaults(func=cmd_monitor)
     s = sub.add_parser("drill", help="run the local drill: moto + two local regions + playbooks/drill.yml")
     s.add_argument("--dir", default=".drill", help="working directory for the drill (default .drill)")
     s.add_argument("-e", "--extra-var", action="append", default=[], help="extra var for ansible-playbook")

@@ -193,6 +193,7 @@ class FailoverEngine:
             cooldown = self._cooldown_refusal(name, svc, now or time.time())
             if cooldown:
                 refusals.append(cooldown)
+            refusals.extend(self._gate_refusals(svc, decision.target))
         kind = decision.action if decision.action != "none" else {"auto": "failover"}.get(action, action)
         return Plan(name, kind, obs.active, decision.target or obs.active or {}, decision.reason,  # type: ignore[arg-type]
                     tuple(steps), tuple(warnings), tuple(refusals))
@@ -209,6 +210,20 @@ class FailoverEngine:
             steps.append(PlanStep(i, binding.adapter, binding.connection, desc, changes))
         return steps
 
+    def _gate_refusals(self, svc: Service, target: Assignment) -> list[str]:
+        """Run the data-consistency gate of every endpoint about to be promoted."""
+        from .probes import probe_once
+
+        out = []
+        for ep in target:
+            gate = svc.endpoint(ep).gate
+            if gate is None:
+                continue
+            r = probe_once(gate, timeout=svc.detection.timeout, endpoint=f"{ep}:gate")
+            if not r.ok:
+                out.append(f"consistency gate of {ep!r} failed: {r.reason}")
+        return out
+
     def _cooldown_refusal(self, name: str, svc: Service, now: float) -> str | None:
         last = self.store.load(name).last_switch_at
         if last is not None and now - last < svc.policy.cooldown:
@@ -218,17 +233,19 @@ class FailoverEngine:
 
     # ------------------------------------------------------------------ running
     def run(self, name: str, action: Action, target: str | None = None, *, apply: bool = False,
-            force: bool = False) -> Outcome:
-        """Plan and, when ``apply`` is true, apply under the service lock. Dry run by default."""
+            force: bool = False, verdicts: dict[str, Verdict] | None = None) -> Outcome:
+        """Plan and, when ``apply`` is true, apply under the service lock. Dry run by default.
+
+        ``verdicts`` (e.g. the monitor's quorum verdicts) replace the one-round probe check."""
         svc = self.loaded.service(name)
         out = Outcome(name, action, "planned", uuid.uuid4().hex[:12])
         if not apply:
-            out.plan = self.plan(name, action, target)
+            out.plan = self.plan(name, action, target, verdicts=verdicts)
             out.status = "noop" if out.plan.is_noop else "planned"
             out.api_calls = self.api_calls()
             return out
         with self.lock.hold(name, f"{action} run {out.run_id}"):
-            self._run_locked(svc, name, action, target, force, out)
+            self._run_locked(svc, name, action, target, force, out, verdicts)
         out.api_calls = self.api_calls()
         self._write_report(out)
         return out
@@ -241,12 +258,12 @@ class FailoverEngine:
         return Timeline("manual", start, start)
 
     def _run_locked(self, svc: Service, name: str, action: Action, target: str | None, force: bool,
-                    out: Outcome) -> None:
+                    out: Outcome, verdicts: dict[str, Verdict] | None = None) -> None:
         ev = lambda event, **kw: self.events.append(event, name, run_id=out.run_id, **kw)  # noqa: E731
         out.timeline = self._timeline(name, action, out.started)
         ev("run_started", action=action, target=target, force=force, signal=out.timeline.signal)
         self.progress(f"{name}: reading routing state and probing endpoints")
-        plan = out.plan = self.plan(name, action, target)
+        plan = out.plan = self.plan(name, action, target, verdicts=verdicts)
         out.timeline.decided_at = time.time()
         ev("decided", plan=plan.to_dict())
         if plan.refusals and not force:

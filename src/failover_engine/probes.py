@@ -1,13 +1,16 @@
-"""The probe engine: one HTTP or TCP check of an endpoint, turned into a :class:`ProbeResult`.
+"""The probe engine: one check of an endpoint, turned into a :class:`ProbeResult`.
 
-Probes are async on aiohttp so that many endpoints can be checked at once
-(:func:`probe_many` shares one session, for connection reuse, and bounds concurrency with a
-semaphore). :func:`probe_once` and :func:`probe_all` are the sync wrappers used by the CLI
+Kinds: HTTP(S) (status codes/classes/ranges, body, response headers, TLS verification and
+certificate lifetime) and TCP connect here; DNS, external command and Python entry point in
+:mod:`failover_engine.probe_kinds`. Probes are async so that many endpoints can be checked at
+once: :func:`probe_many` (one round) and :class:`~failover_engine.scheduler.ProbeScheduler`
+(every endpoint on its own cadence) share one aiohttp session, for connection reuse, and bound
+concurrency. :func:`probe_once` and :func:`probe_all` are the sync wrappers used by the CLI
 and the Ansible modules.
 
-A probe never raises for a network problem: timeouts, refused connections, DNS and TLS
-failures become a failed result with a :class:`FailureKind` and a readable reason. Reasons
-never contain header values (headers may carry tokens) or URL passwords.
+A probe never raises: timeouts, refused connections, DNS and TLS failures, a crashing custom
+check become a failed result with a :class:`FailureKind` and a readable reason. Reasons
+never contain request header values (headers may carry tokens) or URL passwords.
 """
 from __future__ import annotations
 
@@ -18,15 +21,16 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Sequence
 
 import aiohttp
 from yarl import URL
 
-from .model import HttpProbe, TcpProbe
+from .model import CommandProbe, DnsProbe, HttpProbe, PythonProbe, TcpProbe
 
-AnyProbe = HttpProbe | TcpProbe
+AnyProbe = HttpProbe | TcpProbe | DnsProbe | CommandProbe | PythonProbe
 
 BODY_LIMIT = 1 << 20
 """At most this many bytes of a response body are read (and searched for ``body_contains``)."""
@@ -36,7 +40,7 @@ _ERRNO_IN_TEXT = re.compile(r"\[Errno (-?\d+)\]")
 
 
 class FailureKind(str, Enum):
-    """Why a probe failed; ``none`` when it succeeded."""
+    """Why a probe failed; ``none`` when it succeeded. New kinds are only ever appended."""
 
     none = "none"
     timeout = "timeout"
@@ -47,6 +51,10 @@ class FailureKind(str, Enum):
     body = "body"
     slow = "slow"
     error = "error"
+    header = "header"  # an expected response header is missing or lacks the expected value
+    answer = "answer"  # a DNS answer lacks an expected value
+    exit = "exit"  # a command probe exited with a code not in expect_exit
+    check = "check"  # a Python probe returned False
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,8 @@ class ProbeResult:
     """The outcome of one probe.
 
     ``latency_ms`` is set when the endpoint answered (HTTP response read, TCP connection
-    accepted) and ``None`` otherwise. ``at`` is ``time.time()`` when the probe started.
+    accepted, DNS answer received, command exited, Python check returned) and ``None``
+    otherwise. ``at`` is ``time.time()`` when the probe started.
     """
 
     ok: bool
@@ -74,6 +83,19 @@ class ProbeResult:
             "latency_ms": self.latency_ms,
             "at": self.at,
         }
+
+
+class ProbeFailed(Exception):
+    """Raised inside a probe kind when it got no usable answer; becomes a result with no latency."""
+
+    def __init__(self, kind: FailureKind, reason: str):
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+Failure = tuple[FailureKind, str]
+"""Why an answer is not healthy: (kind, reason)."""
 
 
 # --------------------------------------------------------------------------- formatting
@@ -129,7 +151,7 @@ def _is_tls(exc: BaseException) -> bool:
     )
 
 
-def _classify(exc: BaseException, timeout: float) -> tuple[FailureKind, str]:
+def _classify(exc: BaseException, timeout: float) -> Failure:
     """Map a network exception to a failure kind and a reason."""
     if isinstance(exc, asyncio.TimeoutError):
         return FailureKind.timeout, f"timeout after {_ms(timeout)}"
@@ -148,7 +170,7 @@ _NETWORK_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)  # ssl er
 
 
 def _outcome(start: float, at: float, endpoint: str | None, latency_limit: float | None,
-             failure: tuple[FailureKind, str] | None, ok_reason: str) -> ProbeResult:
+             failure: Failure | None, ok_reason: str) -> ProbeResult:
     """Build the result of a probe that got an answer, applying the latency limit."""
     elapsed = time.perf_counter() - start
     latency_ms = round(elapsed * 1000, 3)
@@ -160,7 +182,71 @@ def _outcome(start: float, at: float, endpoint: str | None, latency_limit: float
     return ProbeResult(True, FailureKind.none, f"{ok_reason} in {_ms(elapsed)}", latency_ms, at, endpoint)
 
 
+# --------------------------------------------------------------------------- TLS certificate lifetime
+def _der_item(data: bytes, pos: int) -> tuple[int, int, int]:
+    """(tag, content start, content end) of the DER item at ``pos``."""
+    tag, length = data[pos], data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        count = length & 0x7F
+        length = int.from_bytes(data[pos:pos + count], "big")
+        pos += count
+    return tag, pos, pos + length
+
+
+def cert_not_after(der: bytes) -> datetime:
+    """The ``notAfter`` of a DER X.509 certificate (read directly: no verification needed)."""
+    _, pos, _ = _der_item(der, 0)  # Certificate
+    _, pos, _ = _der_item(der, pos)  # tbsCertificate
+    tag, _, end = _der_item(der, pos)
+    if tag == 0xA0:  # [0] version, optional
+        pos = end
+    for _ in range(3):  # serialNumber, signature, issuer
+        pos = _der_item(der, pos)[2]
+    _, pos, _ = _der_item(der, pos)  # validity
+    pos = _der_item(der, pos)[2]  # notBefore
+    tag, start, end = _der_item(der, pos)
+    text = der[start:end].decode("ascii")
+    fmt = "%y%m%d%H%M%SZ" if tag == 0x17 else "%Y%m%d%H%M%SZ"  # UTCTime or GeneralizedTime
+    return datetime.strptime(text, fmt).replace(tzinfo=timezone.utc)
+
+
+def _peer_cert(response: aiohttp.ClientResponse) -> bytes | None:
+    """The DER certificate the server presented on this response's connection."""
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    if transport is None:  # an empty body releases the connection at once; the protocol stays
+        protocol = getattr(response, "_protocol", None)
+        transport = getattr(protocol, "transport", None)
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    return ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+
+
+def _check_cert(spec: HttpProbe, der: bytes | None) -> Failure | None:
+    if spec.tls_min_days is None or not spec.url.startswith("https:"):
+        return None
+    if der is None:
+        return FailureKind.tls, "no server certificate seen"
+    try:
+        not_after = cert_not_after(der)
+    except (IndexError, ValueError, UnicodeDecodeError):
+        return FailureKind.tls, "server certificate could not be read"
+    days = int((not_after - datetime.now(timezone.utc)).total_seconds() // 86400)
+    if days < spec.tls_min_days:
+        when = f"expires in {days} days" if days >= 0 else f"expired {-days} days ago"
+        return FailureKind.tls, f"certificate {when} (at {not_after:%Y-%m-%d}), minimum {spec.tls_min_days}"
+    return None
+
+
 # --------------------------------------------------------------------------- HTTP
+@dataclass(frozen=True)
+class _HttpAnswer:
+    status: int
+    text: str
+    headers: Any  # CIMultiDictProxy: case-insensitive names, repeated headers kept
+    cert: bytes | None
+
+
 async def _read_capped(response: aiohttp.ClientResponse, limit: int = BODY_LIMIT) -> bytes:
     chunks: list[bytes] = []
     size = 0
@@ -179,72 +265,106 @@ def _decode(body: bytes, charset: str | None) -> str:
         return body.decode("utf-8", errors="replace")
 
 
-def _check_answer(spec: HttpProbe, status: int, text: str) -> tuple[FailureKind, str] | None:
-    """Why an HTTP answer is not healthy, or None when it is."""
-    if not spec.status_ok(status):
-        return FailureKind.status, f"status {status} not in {list(spec.expect_status)}"
-    if spec.body_contains is not None and spec.body_contains not in text:
+def _check_answer(spec: HttpProbe, answer: _HttpAnswer) -> Failure | None:
+    """Why an HTTP answer is not healthy, or None when it is. Response header values are not
+    quoted in reasons (they may carry cookies)."""
+    if not spec.status_ok(answer.status):
+        return FailureKind.status, f"status {answer.status} not in {list(spec.expect_status)}"
+    if spec.body_contains is not None and spec.body_contains not in answer.text:
         return FailureKind.body, f"body does not contain {spec.body_contains!r}"
-    return None
+    for name, wanted in spec.expect_headers.items():
+        values = answer.headers.getall(name, ())
+        if not values:
+            return FailureKind.header, f"header {name!r} missing"
+        if not any(wanted in value for value in values):
+            return FailureKind.header, f"header {name!r} does not contain {wanted!r}"
+    return _check_cert(spec, answer.cert)
 
 
-async def _http_exchange(spec: HttpProbe, session: aiohttp.ClientSession) -> tuple[int, str]:
-    """Send the request and read the answer: (status, body text)."""
-    headers = {"User-Agent": _USER_AGENT, **spec.headers}
+async def _http_exchange(spec: HttpProbe, session: aiohttp.ClientSession) -> _HttpAnswer:
+    """Send the request and read the answer."""
+    headers = {"User-Agent": _USER_AGENT, **spec.headers} if spec.headers else _DEFAULT_HEADERS
     async with session.request(spec.method, spec.url, headers=headers, ssl=spec.verify_tls,
                                allow_redirects=False) as response:
-        body = await _read_capped(response)
-        return response.status, _decode(body, response.charset)
+        cert = _peer_cert(response) if spec.tls_min_days is not None else None
+        body = await _read_capped(response)  # read even when unused: the connection is then reused
+        text = _decode(body, response.charset) if spec.body_contains is not None else ""
+        return _HttpAnswer(response.status, text, response.headers, cert)
 
 
-def _new_session(limit: int) -> aiohttp.ClientSession:
-    """A session for probes: no session-wide timeout (each probe has its own), no proxies."""
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0)
+_DEFAULT_HEADERS = {"User-Agent": _USER_AGENT}
+
+
+def probe_session(limit: int, source_address: str | None = None) -> aiohttp.ClientSession:
+    """A session for probes: keep-alive pool of ``limit`` connections, no session-wide timeout
+    (each probe has its own), no proxies; outgoing connections bound to ``source_address``."""
+    local_addr = (source_address, 0) if source_address else None
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, local_addr=local_addr)
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
 
 
 # --------------------------------------------------------------------------- TCP
-async def _probe_tcp(spec: TcpProbe, timeout: float) -> None:
-    _reader, writer = await asyncio.wait_for(asyncio.open_connection(spec.host, spec.port), timeout)
+async def _probe_tcp(spec: TcpProbe, source_address: str | None) -> None:
+    local_addr = (source_address, 0) if source_address else None
+    _reader, writer = await asyncio.open_connection(spec.host, spec.port, local_addr=local_addr)
     writer.close()
     try:
-        await asyncio.wait_for(writer.wait_closed(), timeout)
-    except (OSError, asyncio.TimeoutError):
+        await writer.wait_closed()
+    except OSError:
         pass  # connected is what was asked; a messy close does not make the endpoint unhealthy
 
 
 # --------------------------------------------------------------------------- public API
-async def run_probe(spec: AnyProbe, *, timeout: float, latency_limit: float | None = None,
-                    session: aiohttp.ClientSession | None = None,
-                    endpoint: str | None = None) -> ProbeResult:
-    """Run one probe and return its result; never raises for network problems.
+async def _answer(spec: AnyProbe, session: aiohttp.ClientSession | None, timeout: float,
+                  source_address: str | None) -> tuple[Failure | None, str]:
+    """Run the probe's exchange: (why the answer is unhealthy or None, reason prefix when ok)."""
+    if isinstance(spec, HttpProbe):
+        if session is None:
+            async with probe_session(limit=1, source_address=source_address) as own:
+                answer = await _http_exchange(spec, own)
+        else:
+            answer = await _http_exchange(spec, session)
+        return _check_answer(spec, answer), f"ok {answer.status}"
+    if isinstance(spec, TcpProbe):
+        await _probe_tcp(spec, source_address)
+        return None, "ok connected"
+    from . import probe_kinds  # imports this module: loaded on first use
 
-    ``timeout`` (seconds) bounds the whole probe (connect, request, body). An answer slower
-    than ``latency_limit`` (seconds) fails with kind ``slow`` even if it is otherwise healthy.
-    Redirects are not followed (a 3xx is judged against ``expect_status``). An HTTP probe
-    without ``session`` opens (and closes) a session of its own.
+    return await probe_kinds.run_kind(spec, timeout=timeout, source_address=source_address)
+
+
+async def run_probe(spec: AnyProbe, *, timeout: float, latency_limit: float | None = None,
+                    session: aiohttp.ClientSession | None = None, endpoint: str | None = None,
+                    source_address: str | None = None) -> ProbeResult:
+    """Run one probe and return its result; never raises (cancellation aside).
+
+    ``timeout`` (seconds) bounds the whole probe (connect, request, body; a command is killed
+    when it runs out). An answer slower than ``latency_limit`` (seconds) fails with kind
+    ``slow`` even if it is otherwise healthy. Redirects are not followed (a 3xx is judged
+    against ``expect_status``). An HTTP probe without ``session`` opens (and closes) a session
+    of its own. ``source_address`` binds outgoing TCP connections and DNS queries to that
+    local address; with a ``session``, the session's connector decides (see
+    :func:`probe_session`).
     """
     at = time.time()
     start = time.perf_counter()
     try:
-        if isinstance(spec, TcpProbe):
-            await _probe_tcp(spec, timeout)
-            return _outcome(start, at, endpoint, latency_limit, None, "ok connected")
-        if session is None:
-            async with _new_session(limit=1) as own:
-                status, text = await asyncio.wait_for(_http_exchange(spec, own), timeout)
-        else:
-            status, text = await asyncio.wait_for(_http_exchange(spec, session), timeout)
+        async with asyncio.timeout(timeout):
+            failure, ok_reason = await _answer(spec, session, timeout, source_address)
+    except ProbeFailed as exc:
+        return ProbeResult(False, exc.kind, exc.reason, None, at, endpoint)
     except _NETWORK_ERRORS as exc:
         kind, reason = _classify(exc, timeout)
         return ProbeResult(False, kind, _redact(reason, _secrets_of(spec)), None, at, endpoint)
-    failure = _check_answer(spec, status, text)
-    return _outcome(start, at, endpoint, latency_limit, failure, f"ok {status}")
+    except Exception as exc:  # noqa: BLE001 - a probe reports, it does not crash its caller
+        reason = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        return ProbeResult(False, FailureKind.error, _redact(reason, _secrets_of(spec)), None, at, endpoint)
+    return _outcome(start, at, endpoint, latency_limit, failure, ok_reason)
 
 
 async def probe_many(items: Sequence[tuple[str, AnyProbe]], *, timeout: float,
-                     latency_limit: float | None = None,
-                     concurrency: int = 256) -> dict[str, ProbeResult]:
+                     latency_limit: float | None = None, concurrency: int = 256,
+                     source_address: str | None = None) -> dict[str, ProbeResult]:
     """Probe many named endpoints at once, at most ``concurrency`` in flight.
 
     All HTTP probes share one session (connections to the same host are reused). Returns
@@ -256,26 +376,28 @@ async def probe_many(items: Sequence[tuple[str, AnyProbe]], *, timeout: float,
     if len(set(names)) != len(names):
         raise ValueError("probe_many needs unique endpoint names")
     semaphore = asyncio.Semaphore(concurrency)
-    async with _new_session(limit=concurrency) as session:
+    async with probe_session(limit=concurrency, source_address=source_address) as session:
 
         async def bounded(name: str, spec: AnyProbe) -> ProbeResult:
             async with semaphore:
                 return await run_probe(spec, timeout=timeout, latency_limit=latency_limit,
-                                       session=session, endpoint=name)
+                                       session=session, endpoint=name, source_address=source_address)
 
         results = await asyncio.gather(*(bounded(name, spec) for name, spec in items))
     return dict(zip(names, results))
 
 
 def probe_once(spec: AnyProbe, *, timeout: float, latency_limit: float | None = None,
-               endpoint: str | None = None) -> ProbeResult:
+               endpoint: str | None = None, source_address: str | None = None) -> ProbeResult:
     """Sync wrapper of :func:`run_probe`, for callers without an event loop."""
-    return asyncio.run(run_probe(spec, timeout=timeout, latency_limit=latency_limit, endpoint=endpoint))
+    return asyncio.run(run_probe(spec, timeout=timeout, latency_limit=latency_limit, endpoint=endpoint,
+                                 source_address=source_address))
 
 
-def probe_all(items: Sequence[tuple[str, AnyProbe]], *, timeout: float,
-              latency_limit: float | None = None) -> dict[str, ProbeResult]:
+def probe_all(items: Sequence[tuple[str, AnyProbe]], *, timeout: float, latency_limit: float | None = None,
+              source_address: str | None = None) -> dict[str, ProbeResult]:
     """Sync wrapper of :func:`probe_many`, for callers without an event loop."""
     if not items:
         return {}
-    return asyncio.run(probe_many(items, timeout=timeout, latency_limit=latency_limit))
+    return asyncio.run(probe_many(items, timeout=timeout, latency_limit=latency_limit,
+                                  source_address=source_address))

@@ -6,6 +6,8 @@ Control API (all JSON)::
     GET  /status                        lab_url, moto_url, strategy, regions {name: url, port, mode}
     GET  /regions/<name>                one region
     POST /regions/<name>/<mode>         mode: up, down, slow (?ms=300), errors, hang
+    POST /regions/<name>/partition?source=127.0.0.3[&source=...]   reset connections from these
+                                        client addresses (no source: heal the partition)
     POST /reset                         steady state: every region up, Route 53 seeded again
 
 Nothing leaves the machine: every server binds 127.0.0.1 on a port the OS chooses.
@@ -175,6 +177,10 @@ class _ControlHandler(BaseHTTPRequestHandler):
         if parts == ["reset"]:
             lab.reset()
             return self._json(200, lab.status())
+        if len(parts) == 3 and parts[0] == "regions" and parts[2] == "partition":
+            sources = parse_qs(urlsplit(self.path).query).get("source", [])
+            return self._region(parts[1], lambda r: (r.partition(sources),
+                                                     self._json(200, {"region": r.name, **r.status()})))
         if len(parts) == 3 and parts[0] == "regions" and parts[2] in MODES:
             return self._region(parts[1], lambda r: self._set_mode(r, parts[2]))
         self._json(404, {"error": f"no such action: POST {self.path}; modes: {', '.join(MODES)}"})
@@ -280,6 +286,7 @@ class Lab:
         """Back to the steady state: every region up, moto cleared and seeded again."""
         for region in self.regions.values():
             region.set_mode("up")
+            region.partition(())
         reset_moto(self.moto_url)
         if self.loaded is not None:
             self.zones = seed_route53(self.route53_client(), self.loaded.strategy)

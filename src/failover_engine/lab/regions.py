@@ -10,6 +10,10 @@ Modes (:meth:`RegionServer.set_mode`):
 * ``errors``: answer ``503`` with body ``error``.
 * ``hang``: accept the connection and never answer, until the mode changes or the server stops.
 
+Independently of the mode, :meth:`RegionServer.partition` cuts the region off from given client
+source addresses (127.0.0.x): their connections are reset at once, as across a network
+partition, while every other client is served. Observers bound to those addresses lose the region.
+
 Everything binds 127.0.0.1 by default and port 0 lets the OS choose a free port.
 """
 from __future__ import annotations
@@ -47,6 +51,10 @@ class _RegionHTTPServer(HTTPServer):
         super().__init__(address, _RegionHandler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        if client_address[0] in self.region.blocked_sources:
+            request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            request.close()  # RST: the client sees its connection reset
+            return
         thread = threading.Thread(target=self._serve_connection, args=(request, client_address),
                                   name=f"region-{self.region.name}-conn", daemon=True)
         with self._conns_lock:
@@ -110,6 +118,13 @@ class RegionServer:
         self._httpd: _RegionHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._started = False
+        self.blocked_sources: frozenset[str] = frozenset()
+
+    def partition(self, sources: "set[str] | frozenset[str] | list[str]") -> None:
+        """Reset connections from these client addresses (empty: heal the partition)."""
+        self.blocked_sources = frozenset(sources)
+        if self._httpd is not None and self.blocked_sources:
+            self._httpd.drop_connections()  # kept-alive connections from blocked clients go too
 
     # ------------------------------------------------------------------ properties
     @property
@@ -136,7 +151,8 @@ class RegionServer:
     def status(self) -> dict[str, Any]:
         """What the control API reports for this region."""
         return {"url": self.url, "port": self._port, "mode": self._mode,
-                "delay_ms": self._delay_ms if self._mode == "slow" else None}
+                "delay_ms": self._delay_ms if self._mode == "slow" else None,
+                "blocked_sources": sorted(self.blocked_sources)}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "RegionServer":

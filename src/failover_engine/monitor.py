@@ -1,0 +1,339 @@
+"""`failover monitor`: watch every service of a strategy file and act on what the quorum sees.
+
+Per local observer, a :class:`~failover_engine.scheduler.ProbeScheduler` probes every endpoint
+(and the control targets) on its own cadence, and a :class:`~failover_engine.signals.SignalTracker`
+per endpoint turns results into verdicts. Each tick, every local observer publishes an
+:class:`~failover_engine.quorum.ObserverReport` to the verdict exchange (in memory, or a
+directory shared with observers in other processes); the decider aggregates the fresh reports
+of all observers with the k-of-n rule, asks :func:`~failover_engine.selection.select_target`
+(``auto``) what to do, and runs the same engine path as the CLI (lock, safety rules, apply,
+validation, rollback) in a worker thread so probing never stops.
+
+Safety: one run per service at a time; a decision that was refused is not retried until the
+situation changes or ``retry_after`` passes; a flapping endpoint holds automation for its service;
+manual-only services get alerts (events), never actions; on SIGTERM no new run starts and the
+running ones finish (never half-applied), then the monitor exits.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .engine import FailoverEngine, Outcome
+from .errors import FailoverError, StrategyError
+from .events import EventLog
+from .health import Health
+from .loader import LoadedStrategy, load_strategy
+from .model import Observer
+from .monitor_metrics import MonitorMetrics
+from .quorum import InMemoryExchange, ObserverReport, VerdictExchange, aggregate, endpoint_key, self_partitioned
+from .scheduler import ProbeScheduler, ScheduledProbe
+from .selection import select_target
+from .signals import SignalTracker
+from .state import record_detection
+
+CONTROL = "_control"
+
+
+@dataclass
+class ServiceWatch:
+    """Decision state of one service (kept across ticks and reloads)."""
+
+    health: dict[str, tuple[str, float]] = field(default_factory=dict)  # endpoint -> (health, since)
+    active: dict[str, int] | None = None
+    running: concurrent.futures.Future[Outcome] | None = None
+    last_attempt: tuple[str, float] | None = None  # (situation, when) of the last run or alert
+    holding: bool = False  # flapping: automation held
+
+
+class LocalObserver:
+    """One vantage point in this process: a scheduler and a tracker per endpoint."""
+
+    def __init__(self, spec: Observer, monitor: "Monitor"):
+        self.spec = spec
+        self.monitor = monitor
+        self.trackers: dict[str, SignalTracker] = {}
+        self.control_ok: dict[str, bool] = {}
+        self.scheduler = ProbeScheduler(self.on_result, source_address=spec.source_address)
+
+    def retarget(self, loaded: LoadedStrategy) -> None:
+        targets, keep = [], set()
+        for sname, svc in loaded.strategy.services.items():
+            det = svc.detection
+            for ep in svc.endpoints:
+                if ep.probe is None:
+                    continue
+                key = endpoint_key(sname, ep.name)
+                keep.add(key)
+                if key not in self.trackers or self.trackers[key].detection != det:
+                    self.trackers[key] = SignalTracker(key, det)
+                targets.append(ScheduledProbe(key, ep.probe, det.interval, det.timeout, det.latency_limit, det.jitter))
+        fastest = min((s.detection for s in loaded.strategy.services.values()), key=lambda d: d.interval)
+        for i, spec in enumerate(loaded.strategy.monitoring.control_targets):
+            targets.append(ScheduledProbe(f"{CONTROL}/{i}", spec, fastest.interval, fastest.timeout, None, fastest.jitter))
+        self.trackers = {k: v for k, v in self.trackers.items() if k in keep}
+        self.control_ok = {k: v for k, v in self.control_ok.items() if k.startswith(CONTROL)}
+        self.scheduler.set_targets(targets)
+
+    def on_result(self, key: str, result: Any) -> None:
+        if key.startswith(CONTROL):
+            self.control_ok[key] = bool(result.ok)
+            return
+        tracker = self.trackers.get(key)
+        if tracker is None:
+            return
+        verdict = tracker.observe(result)
+        self.monitor.metrics.observe_probe(key, self.spec.name, result, verdict)
+
+    def report(self, now: float) -> ObserverReport:
+        verdicts = {k: t.verdict for k, t in self.trackers.items()}
+        latest = {k: v for k, v in verdicts.items() if v.last is not None}
+        partitioned = bool(latest) and self_partitioned(latest, list(self.control_ok.values()))
+        payload = {k: {"health": v.health.value, "reason": v.reason, "at": v.last.at if v.last else now,
+                       "first_failure_at": v.first_failure_at, "detected_at": v.detected_at,
+                       "first_success_at": v.first_success_at, "recovered_at": v.recovered_at,
+                       "flapping": v.flapping} for k, v in verdicts.items()}
+        control = list(self.control_ok.values())
+        return ObserverReport(self.spec.name, now, payload, all(control) if control else None, partitioned)
+
+
+class Monitor:
+    def __init__(self, strategy_path: str | Path, *, state_dir: str | Path | None = None,
+                 observers: list[str] | None = None, exchange: VerdictExchange | None = None,
+                 metrics_port: int | None = None, retry_after: float = 30.0,
+                 log: Callable[[str], None] | None = None):
+        self.path = Path(strategy_path)
+        self.state_dir_override = state_dir
+        self.loaded = load_strategy(self.path, state_dir=state_dir)
+        self.engine = FailoverEngine(self.loaded)
+        self.events = EventLog(self.loaded.state_dir / "events.jsonl")
+        self.exchange = exchange or InMemoryExchange()
+        self.retry_after = retry_after
+        self.log = log or (lambda msg: None)
+        mon = self.loaded.strategy.monitoring
+        wanted = observers or [o.name for o in mon.observers]
+        unknown = sorted(set(wanted) - {o.name for o in mon.observers})
+        if unknown:
+            raise FailoverError(f"unknown observer(s) {', '.join(unknown)}; the strategy has "
+                                f"{', '.join(o.name for o in mon.observers)}")
+        self.metrics = MonitorMetrics()
+        self.metrics_port = metrics_port if metrics_port is not None else mon.metrics_port
+        self.observers = [LocalObserver(o, self) for o in mon.observers if o.name in wanted]
+        self.watches: dict[str, ServiceWatch] = {n: ServiceWatch() for n in self.loaded.strategy.services}
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="failover-run")
+        self._mtime = self._stat()
+        self.stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self, stop: asyncio.Event) -> None:
+        """Watch until ``stop`` is set; then let running failovers finish and return."""
+        if self.metrics_port is not None:
+            self.metrics.serve(self.metrics_port)
+        for obs in self.observers:
+            obs.retarget(self.loaded)
+        self._read_active_all()
+        self.events.append("monitor_started", None, observers=[o.spec.name for o in self.observers],
+                           services=list(self.watches), pid=os.getpid())
+        sched_stop = asyncio.Event()
+        tasks = [asyncio.create_task(o.scheduler.run(sched_stop)) for o in self.observers]
+        try:
+            while not stop.is_set():
+                self.tick(time.time())
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.tick_interval)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self.stopping = True
+            running = [w.running for w in self.watches.values() if w.running and not w.running.done()]
+            if running:
+                self.log(f"waiting for {len(running)} running failover(s) to finish")
+                await asyncio.get_running_loop().run_in_executor(None, concurrent.futures.wait, running)
+            sched_stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.pool.shutdown(wait=True)
+            self.events.append("monitor_stopped", None, pid=os.getpid())
+
+    @property
+    def tick_interval(self) -> float:
+        fastest = min(s.detection.interval for s in self.loaded.strategy.services.values())
+        return max(0.02, min(1.0, fastest / 2))
+
+    def tick(self, now: float) -> None:
+        for obs in self.observers:
+            self.exchange.publish(obs.report(now))
+        self._maybe_reload()
+        reports = self.exchange.collect(now)
+        for name in list(self.watches):
+            self._decide(name, reports, now)
+
+    # ------------------------------------------------------------------ deciding
+    def _decide(self, name: str, reports: list[ObserverReport], now: float) -> None:
+        svc = self.loaded.strategy.services[name]
+        watch = self.watches[name]
+        mon = self.loaded.strategy.monitoring
+        voters = [o.name for o in mon.observers]
+        verdicts = {ep.name: aggregate(reports, endpoint_key(name, ep.name), mon.required, now, mon.verdict_ttl,
+                                       observers=voters)
+                    for ep in svc.endpoints if ep.probe is not None}
+        for ep, v in verdicts.items():
+            health = getattr(v.health, "value", v.health)
+            if watch.health.get(ep, (None, 0.0))[0] != health:
+                watch.health[ep] = (health, now)
+                self.events.append("verdict", name, endpoint=ep, health=health, reason=v.reason)
+            self.metrics.set_health(name, ep, health)
+        if watch.running is not None or self.stopping:
+            return
+        if self._flapping(name, reports, watch):
+            return
+        primary = svc.primary.name
+        p_health, p_since = watch.health.get(primary, ("unknown", now))
+        stable = now - p_since if p_health == "healthy" else 0.0
+        decision = select_target(svc, verdicts, watch.active, "auto", primary_stable_for=stable)
+        if decision.action == "none":
+            if "alert only" in decision.reason:
+                self._once(watch, f"alert:{decision.reason}", now, lambda: self.events.append(
+                    "alert", name, reason=decision.reason))
+            return
+        target = next(iter(decision.target or {}), None)
+        situation = f"{decision.action}:{target}"
+        if watch.last_attempt and watch.last_attempt[0] == situation and now - watch.last_attempt[1] < self.retry_after:
+            return
+        watch.last_attempt = (situation, now)
+        self._start_run(name, decision.action, target, verdicts, reports, now)
+
+    def _flapping(self, name: str, reports: list[ObserverReport], watch: ServiceWatch) -> bool:
+        flapping = sorted({k.split("/", 1)[1] for r in reports for k, v in r.verdicts.items()
+                           if k.startswith(name + "/") and v.get("flapping")})
+        if flapping and not watch.holding:
+            self.events.append("flapping", name, endpoints=flapping, action="automation held")
+            self.log(f"{name}: flapping ({', '.join(flapping)}): automation held")
+        elif not flapping and watch.holding:
+            self.events.append("flapping_cleared", name)
+        watch.holding = bool(flapping)
+        self.metrics.set_flapping(name, watch.holding)
+        return watch.holding
+
+    def _once(self, watch: ServiceWatch, situation: str, now: float, fn: Callable[[], Any]) -> None:
+        if watch.last_attempt and watch.last_attempt[0] == situation:
+            return
+        watch.last_attempt = (situation, now)
+        fn()
+
+    def _start_run(self, name: str, action: str, target: str | None, verdicts: dict[str, Any],
+                   reports: list[ObserverReport], now: float) -> None:
+        svc = self.loaded.strategy.services[name]
+        watch = self.watches[name]
+        awaited = "healthy" if action == "failback" else "unhealthy"
+        about = svc.primary.name if action == "failback" else next(iter(watch.active or {}), svc.primary.name)
+        first, detected = self._incident_times(name, about, awaited, reports, now)
+        record_detection(self.loaded.state_dir, name, awaited, [about], first, detected,
+                         getattr(verdicts.get(about), "reason", ""))
+        self.log(f"{name}: {action} to {target} ({getattr(verdicts.get(about), 'reason', '')})")
+        engine = self.engine
+        watch.running = self.pool.submit(engine.run, name, action, target, apply=True, verdicts=verdicts)  # type: ignore[arg-type]
+        loop = asyncio.get_event_loop()
+        watch.running.add_done_callback(lambda f: loop.call_soon_threadsafe(self._run_done, name, action, f))
+
+    @staticmethod
+    def _incident_times(name: str, endpoint: str, awaited: str, reports: list[ObserverReport],
+                        now: float) -> tuple[float, float]:
+        """Earliest first signal and the latest detection among the observers that saw it."""
+        first_key, det_key = (("first_failure_at", "detected_at") if awaited == "unhealthy"
+                              else ("first_success_at", "recovered_at"))
+        key = endpoint_key(name, endpoint)
+        seen = [r.verdicts[key] for r in reports if key in r.verdicts and r.verdicts[key].get("health") == awaited]
+        firsts = [v[first_key] for v in seen if v.get(first_key)]
+        dets = [v[det_key] for v in seen if v.get(det_key)]
+        detected = max(dets) if dets else now
+        return (min(firsts) if firsts else detected), detected
+
+    def _run_done(self, name: str, action: str, fut: concurrent.futures.Future[Outcome]) -> None:
+        watch = self.watches.get(name)
+        if watch is None:
+            return
+        watch.running = None
+        try:
+            out = fut.result()
+        except FailoverError as exc:
+            self.events.append("monitor_run_error", name, action=action, error=str(exc))
+            self.log(f"{name}: {action} could not run: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug must not kill the monitor
+            self.events.append("monitor_run_error", name, action=action, error=repr(exc))
+            self.log(f"{name}: {action} crashed: {exc!r}")
+            return
+        self.metrics.record_run(name, action, out)
+        self.log(f"{name}: {action} {out.status}" + (f"; RTO {out.timeline.rto:.3f}s"
+                                                    if out.timeline and out.timeline.rto else ""))
+        if out.status == "succeeded" and out.plan is not None:
+            watch.active = dict(out.plan.target)
+            watch.last_attempt = None
+        elif out.status in ("rolled_back", "rollback_failed", "noop"):
+            self._read_active(name)
+
+    def _read_active(self, name: str) -> None:
+        try:
+            self.watches[name].active = self.engine.observe(name).active
+        except FailoverError as exc:
+            self.events.append("monitor_read_error", name, error=str(exc))
+            self.watches[name].active = None
+
+    def _read_active_all(self) -> None:
+        for name in self.watches:
+            self._read_active(name)
+
+    # ------------------------------------------------------------------ reload
+    def _stat(self) -> float | None:
+        try:
+            return self.path.stat().st_mtime
+        except OSError:
+            return None
+
+    def _maybe_reload(self) -> None:
+        mtime = self._stat()
+        if mtime == self._mtime:
+            return
+        self._mtime = mtime
+        try:
+            loaded = load_strategy(self.path, state_dir=self.state_dir_override)
+        except StrategyError as exc:
+            self.events.append("reload_rejected", None, file=str(self.path),
+                               problems=[str(p) for p in exc.problems])
+            self.log(f"strategy reload rejected, keeping the previous one:\n{exc}")
+            return
+        self.loaded = loaded
+        self.engine = FailoverEngine(loaded)
+        for obs in self.observers:
+            obs.retarget(loaded)
+        for name in loaded.strategy.services:
+            if name not in self.watches:
+                self.watches[name] = ServiceWatch()
+                self._read_active(name)
+        for name in [n for n in self.watches if n not in loaded.strategy.services]:
+            if self.watches[name].running is None:
+                del self.watches[name]
+        self.events.append("reloaded", None, services=list(loaded.strategy.services))
+        self.log(f"strategy reloaded: {', '.join(loaded.strategy.services)}")
+
+
+def run_monitor(monitor: Monitor, *, duration: float | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or ``duration`` seconds). Returns the exit code."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        if duration is not None:
+            loop.call_later(duration, stop.set)
+        await monitor.run(stop)
+
+    asyncio.run(main())
+    return 0
