@@ -22,5 +22,5 @@ requirements:
   - python >= 3.11
   - failover-engine (the library this collection drives; see requirements.txt)
 notes:
-  - The modules run on the controller (C(connection: local)); the cloud SDK calls are made by the failover_engine library.
+  - "The modules run on the controller (C(connection: local)); the cloud SDK calls are made by the failover_engine library."
 """

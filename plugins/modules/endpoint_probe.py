@@ -55,10 +55,16 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-results:
-  description: Last probe result per endpoint (ok, kind of failure, reason, latency).
+probes:
+  description:
+    - Last probe result per endpoint (ok, kind of failure, reason, latency).
+    - Named C(probes), not C(results), because Ansible reserves C(results) for loops.
   returned: always
   type: dict
+all_ok:
+  description: Whether every probed endpoint passed its probe (without wait_for).
+  returned: without wait_for
+  type: bool
 reached:
   description: Whether the awaited state was reached (with wait_for).
   returned: with wait_for
@@ -99,7 +105,7 @@ def main():
                                  f"endpoints: {', '.join(svc.endpoint_names)}")
         if not p["wait_for"]:
             results = probe_service(svc, p["endpoints"])
-            module.exit_json(changed=False, results={n: r.to_dict() for n, r in results.items()},
+            module.exit_json(changed=False, probes={n: r.to_dict() for n, r in results.items()},
                              all_ok=all(r.ok for r in results.values()))
         eps = p["endpoints"] or [svc.primary.name]
         res = wait_for(svc, eps, p["wait_for"], timeout=p["timeout"])
@@ -109,12 +115,12 @@ def main():
     results = {n: (v.last.to_dict() if v.last else None) for n, v in res.verdicts.items()}
     if not res.reached:
         module.fail_json(msg=f"{', '.join(eps)} not {p['wait_for']} after {p['timeout']}s", changed=False,
-                         reached=False, detection=detection, results=results)
+                         reached=False, detection=detection, probes=results)
     if p["record_incident"] and not module.check_mode:
         reason = "; ".join(f"{n}: {v.reason}" for n, v in res.verdicts.items())
         record_detection(loaded.state_dir, p["service"], p["wait_for"], eps, res.first_signal_at,
                          res.detected_at, reason)
-    module.exit_json(changed=False, reached=True, detection=detection, results=results)
+    module.exit_json(changed=False, reached=True, detection=detection, probes=results)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from .adapters import make_adapter
 from .adapters.base import Adapter
-from .errors import AdapterError, UnknownEndpointError
+from .errors import AdapterError, FailoverError, UnknownEndpointError
 from .events import EventLog, iso
 from .loader import LoadedStrategy
 from .locks import FileLock, LockProvider
@@ -45,7 +45,8 @@ class Observation:
 @dataclass
 class Outcome:
     """The result of one run. ``status`` is one of: planned, noop, refused, succeeded,
-    rolled_back (validation or a step failed and every change was undone), rollback_failed."""
+    rolled_back (validation or a step failed and every change was undone), rollback_failed,
+    failed (validation failed, rollback disabled), error (raised before any change)."""
 
     service: str
     action: str
@@ -245,7 +246,16 @@ class FailoverEngine:
             out.api_calls = self.api_calls()
             return out
         with self.lock.hold(name, f"{action} run {out.run_id}"):
-            self._run_locked(svc, name, action, target, force, out, verdicts)
+            try:
+                self._run_locked(svc, name, action, target, force, out, verdicts)
+            except FailoverError as exc:
+                # e.g. Route 53 unreachable before anything changed: close the run in the log
+                out.status = "error"
+                out.errors.append(str(exc))
+                self.events.append("errored", name, run_id=out.run_id, error=str(exc))
+                out.api_calls = self.api_calls()
+                self._write_report(out)
+                raise
         out.api_calls = self.api_calls()
         self._write_report(out)
         return out
@@ -384,7 +394,7 @@ class FailoverEngine:
     def _write_report(self, out: Outcome) -> None:
         d = self.state_dir / "reports"
         d.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(out.started))
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(out.started)) + f".{int(out.started % 1 * 1e6):06d}"
         path = d / f"{stamp}-{out.service}-{out.action}-{out.run_id}.json"
         out.report_path = str(path)
         path.write_text(json.dumps(out.to_dict(), indent=2, default=str))

@@ -65,7 +65,7 @@ def _ms(v: float | None) -> str:
 
 
 def history(reports_dir: str | Path, service: str | None = None) -> list[dict[str, Any]]:
-    """Summaries of past runs, oldest first, read from the JSON reports."""
+    """Summaries of past runs, oldest first, read from the JSON reports (named by start time to the µs)."""
     out = []
     for p in sorted(Path(reports_dir).glob("*.json")):
         try:

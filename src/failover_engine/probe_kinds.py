@@ -13,12 +13,13 @@ and keep reasons short and free of secrets.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import functools
 import importlib
 import inspect
 import ipaddress
 import os
 import signal
-from functools import lru_cache
 from typing import Any, Callable
 
 import dns.asyncresolver
@@ -65,7 +66,7 @@ def parse_nameserver(text: str) -> tuple[str, int]:
     return host, number
 
 
-@lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=256)
 def _resolver(nameserver: str | None) -> dns.asyncresolver.Resolver:
     """A resolver per nameserver (the system's when None); shared, it keeps no per-query state."""
     if nameserver is None:
@@ -130,7 +131,7 @@ async def run_dns(spec: DnsProbe, *, timeout: float, source_address: str | None 
     if missing:
         return (FailureKind.answer, _trim(f"{spec.record_type} answer for {spec.name} lacks {', '.join(missing)} "
                                           f"(got {', '.join(sorted(got))})")), ""
-    return None, f"ok {len(got)} {spec.record_type}"
+    return None, f"ok {len(got)} {spec.record_type} record(s)"
 
 
 # --------------------------------------------------------------------------- command
@@ -186,6 +187,17 @@ async def run_command(spec: CommandProbe) -> tuple[Failure | None, str]:
 
 # --------------------------------------------------------------------------- Python entry point
 _ENTRY_POINTS: dict[str, Callable[..., Any]] = {}
+_CHECK_THREADS = 32
+_check_pool: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _pool() -> concurrent.futures.ThreadPoolExecutor:
+    """Threads for sync checks, apart from the loop's default executor: ``asyncio.run`` waits
+    for the default executor on exit, and a check stuck past its timeout must not hold it."""
+    global _check_pool
+    if _check_pool is None:
+        _check_pool = concurrent.futures.ThreadPoolExecutor(_CHECK_THREADS, thread_name_prefix="python-probe")
+    return _check_pool
 
 
 def load_entry_point(entry_point: str) -> Callable[..., Any]:
@@ -220,14 +232,15 @@ async def run_python(spec: PythonProbe) -> tuple[Failure | None, str]:
     """Call the entry point with ``args``: awaited when async, in a worker thread when sync.
 
     A sync check that overruns the timeout is abandoned, not stopped (threads cannot be
-    killed): it keeps a thread of the default executor until it returns.
+    killed): it keeps one of the probe threads until it returns.
     """
     func = load_entry_point(spec.entry_point)
     try:
         if inspect.iscoroutinefunction(func):
             outcome = await func(**spec.args)
         else:
-            outcome = await asyncio.to_thread(func, **spec.args)
+            call = functools.partial(func, **spec.args)
+            outcome = await asyncio.get_running_loop().run_in_executor(_pool(), call)
             if inspect.isawaitable(outcome):
                 outcome = await outcome
     except Exception as exc:  # noqa: BLE001 - the check's own error is its result

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import aiohttp
 from yarl import URL
@@ -239,8 +239,7 @@ def _check_cert(spec: HttpProbe, der: bytes | None) -> Failure | None:
 
 
 # --------------------------------------------------------------------------- HTTP
-@dataclass(frozen=True)
-class _HttpAnswer:
+class _HttpAnswer(NamedTuple):
     status: int
     text: str
     headers: Any  # CIMultiDictProxy: case-insensitive names, repeated headers kept
@@ -248,6 +247,9 @@ class _HttpAnswer:
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int = BODY_LIMIT) -> bytes:
+    length = response.content_length
+    if length is not None and length <= limit:
+        return await response.read()  # the common case, and the fastest
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(64 * 1024):
@@ -281,10 +283,23 @@ def _check_answer(spec: HttpProbe, answer: _HttpAnswer) -> Failure | None:
     return _check_cert(spec, answer.cert)
 
 
+def _url(text: str) -> URL:
+    """Parsed URLs are cached: a monitor probes the same few thousand URLs over and over."""
+    url = _URLS.get(text)
+    if url is None:
+        if len(_URLS) >= _URL_CACHE_SIZE:
+            _URLS.clear()
+        url = _URLS[text] = URL(text)
+    return url
+
+
+_URLS: dict[str, URL] = {}
+_URL_CACHE_SIZE = 100_000
+
+
 async def _http_exchange(spec: HttpProbe, session: aiohttp.ClientSession) -> _HttpAnswer:
-    """Send the request and read the answer."""
-    headers = {"User-Agent": _USER_AGENT, **spec.headers} if spec.headers else _DEFAULT_HEADERS
-    async with session.request(spec.method, spec.url, headers=headers, ssl=spec.verify_tls,
+    """Send the request and read the answer (the session adds the User-Agent)."""
+    async with session.request(spec.method, _url(spec.url), headers=spec.headers or None, ssl=spec.verify_tls,
                                allow_redirects=False) as response:
         cert = _peer_cert(response) if spec.tls_min_days is not None else None
         body = await _read_capped(response)  # read even when unused: the connection is then reused
@@ -292,15 +307,13 @@ async def _http_exchange(spec: HttpProbe, session: aiohttp.ClientSession) -> _Ht
         return _HttpAnswer(response.status, text, response.headers, cert)
 
 
-_DEFAULT_HEADERS = {"User-Agent": _USER_AGENT}
-
-
 def probe_session(limit: int, source_address: str | None = None) -> aiohttp.ClientSession:
     """A session for probes: keep-alive pool of ``limit`` connections, no session-wide timeout
     (each probe has its own), no proxies; outgoing connections bound to ``source_address``."""
     local_addr = (source_address, 0) if source_address else None
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, local_addr=local_addr)
-    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None),
+                                 headers={"User-Agent": _USER_AGENT})
 
 
 # --------------------------------------------------------------------------- TCP

@@ -89,12 +89,15 @@ def test_built_collection_holds_the_collection_and_nothing_of_the_library(tmp_pa
     assert (info["namespace"], info["name"], info["version"]) == (NAMESPACE, NAME, galaxy["version"])
 
     # the artifact installs, and ansible finds its modules where it was installed
+    # (only there: the repo's ./collections link would otherwise count as "already installed")
     installed = tmp_path / "installed"
-    inst = run([str(BIN / "ansible-galaxy"), "collection", "install", str(tarball), "-p", str(installed)], env)
+    only_installed = {**env, "ANSIBLE_COLLECTIONS_PATH": str(installed)}
+    inst = run([str(BIN / "ansible-galaxy"), "collection", "install", str(tarball), "-p", str(installed)],
+               only_installed, cwd=tmp_path)
     assert inst.returncode == 0, show(inst)
-    assert (installed / "ansible_collections" / NAMESPACE / NAME / "MANIFEST.json").is_file()
+    assert (installed / "ansible_collections" / NAMESPACE / NAME / "MANIFEST.json").is_file(), show(inst)
     listing = run([str(BIN / "ansible-doc"), "-t", "module", "-l", f"{NAMESPACE}.{NAME}"],
-                  {**env, "ANSIBLE_COLLECTIONS_PATH": str(installed)}, cwd=tmp_path)
+                  only_installed, cwd=tmp_path)
     assert listing.returncode == 0, show(listing)
     assert {line.split()[0] for line in listing.stdout.splitlines() if line.strip()} == set(FQCNS)
 
@@ -178,6 +181,21 @@ def test_every_option_of_the_argument_spec_is_documented_as_it_is(module: str, d
     assert specs[module].get("supports_check_mode") is True, f"{module} must support check mode"
 
 
+def _is_text(value: Any) -> bool:
+    """A doc text field: a string or a list of strings (YAML turns `a: b` in a plain item into a dict)."""
+    return isinstance(value, str) or isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_doc_text_fields_are_text(module: str, docs: dict[str, Any]) -> None:
+    doc = docs[f"{NAMESPACE}.{NAME}.{module}"]["doc"]
+    for field in ("short_description", "description", "notes", "requirements", "author"):
+        if field in doc:
+            assert _is_text(doc[field]), f"{module}: {field} holds {doc[field]!r}"
+    for name, opt in doc["options"].items():
+        assert _is_text(opt["description"]), f"{module}.{name}: description holds {opt['description']!r}"
+
+
 @pytest.mark.parametrize("module", MODULES)
 def test_examples_use_the_module_with_documented_options(module: str, docs: dict[str, Any]) -> None:
     fqcn = f"{NAMESPACE}.{NAME}.{module}"
@@ -215,6 +233,14 @@ def test_runtime_requires_an_ansible_this_venv_satisfies() -> None:
 
 
 # --------------------------------------------------------------------------- lint
+def test_playbooks_pass_the_syntax_check(env: dict[str, str]) -> None:
+    playbooks = sorted(str(p.relative_to(REPO)) for p in (REPO / "playbooks").glob("*.yml") if p.name != "inventory.yml")
+    assert playbooks
+    proc = run([str(BIN / "ansible-playbook"), "--syntax-check", *playbooks], env)
+    assert proc.returncode == 0, show(proc)
+    assert "WARNING" not in proc.stderr, show(proc)
+
+
 def test_ansible_lint_passes_on_the_playbooks(env: dict[str, str]) -> None:
     lint = BIN / "ansible-lint"
     if not lint.exists():

@@ -182,10 +182,6 @@ def test_dry_run_plans_both_changes_and_writes_nothing(lab: Lab, make_engine, st
     assert len(diff["before"]) == len(diff["after"]) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: history is not oldest first for runs started in the same "
-                   "second: report names carry a 1 s timestamp then the random run id (engine.py:387 "
-                   "_write_report, time.strftime('%Y%m%dT%H%M%S')) and metrics.history sorts by file name "
-                   "(metrics.py:70 sorted(glob))")
 def test_history_lists_runs_oldest_first(lab: Lab, make_engine, state_dir: Path) -> None:
     engine = make_engine()
     outs = [engine.run("shop", "failover", apply=True) for _ in range(8)]  # well within 1-2 s

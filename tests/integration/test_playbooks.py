@@ -95,9 +95,10 @@ class Ansible:
     report: Path
     env: dict[str, str]
 
-    def playbook(self, playbook: str | Path, *args: str, timeout: float = 120, **env: str) -> Run:
+    def playbook(self, playbook: str | Path, *args: str, cwd: Path = REPO, timeout: float = 120,
+                 **env: str) -> Run:
         cmd = [str(ANSIBLE_PLAYBOOK), str(playbook), *args]
-        proc = subprocess.run(cmd, cwd=REPO, env={**self.env, **env}, capture_output=True, text=True,
+        proc = subprocess.run(cmd, cwd=cwd, env={**self.env, **env}, capture_output=True, text=True,
                               timeout=timeout)
         return Run(cmd, proc.returncode, proc.stdout, proc.stderr)
 
@@ -263,6 +264,17 @@ def test_failback_within_the_cooldown_is_refused_unless_forced(ansible: Ansible)
     assert failover_roles(ansible.lab) == STEADY
 
 
+def test_relative_strategy_file_is_relative_to_where_the_command_runs(ansible: Ansible) -> None:
+    # Ansible runs local modules in the playbook's directory: the playbook must resolve the
+    # path the person typed against their working directory, not against playbooks/.
+    assert ansible.strategy.parent == ansible.tmp
+    run = ansible.playbook(REPO / "playbooks" / "failover.yml", "-e", f"strategy_file={ansible.strategy.name}",
+                           "-e", f"service={SERVICE}", cwd=ansible.tmp, FAILOVER_STRATEGY="")
+
+    assert run.rc == 0, run.describe()
+    assert failover_roles(ansible.lab) == FAILED_OVER
+
+
 # --------------------------------------------------------------------------- 3. check mode
 def test_check_mode_shows_the_diff_and_changes_nothing(ansible: Ansible) -> None:
     records = zone_records(ansible.lab)
@@ -313,6 +325,14 @@ def test_unknown_service_names_the_known_ones(ansible: Ansible) -> None:
     assert "known services: shop" in fatal["msg"]
     assert fatal["error_type"] == "UnknownServiceError"
     assert zone_records(ansible.lab) == records
+
+
+def test_no_strategy_at_all_says_how_to_give_one(ansible: Ansible) -> None:
+    run = ansible.playbook("playbooks/failover.yml", "-e", f"service={SERVICE}", FAILOVER_STRATEGY="",
+                           ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+
+    assert run.rc != 0, run.describe()
+    assert run.fatal()["msg"] == "strategy_file is required (or set FAILOVER_STRATEGY)"
 
 
 def test_missing_service_variable_says_how_to_give_it(ansible: Ansible) -> None:
