@@ -81,6 +81,17 @@ class Outcome:
         }
 
 
+def _observation(states: list[dict[ResourceKey, Attrs | None]], per: list[Assignment | None]) -> Observation:
+    """The service's active assignment when every binding agrees, with warnings when they do not."""
+    warnings = []
+    distinct = {json.dumps(p, sort_keys=True) for p in per}
+    if len(distinct) > 1:
+        warnings.append(f"routing bindings disagree on the active endpoint: {per}")
+    if any(p is None for p in per):
+        warnings.append("a routing binding matches no known endpoint assignment (records missing or edited by hand?)")
+    return Observation(states, per, per[0] if len(distinct) == 1 else None, warnings)
+
+
 def verdicts_from_probes(results: dict[str, Any]) -> dict[str, Verdict]:
     return {n: SimpleVerdict("healthy" if r.ok else "unhealthy", r.reason) for n, r in results.items()}
 
@@ -118,14 +129,7 @@ class FailoverEngine:
             st = ad.read([binding])
             states.append(st)
             per.append(ad.active_of(binding, st))
-        warnings = []
-        distinct = {json.dumps(p, sort_keys=True) for p in per}
-        active = per[0] if len(distinct) == 1 else None
-        if len(distinct) > 1:
-            warnings.append(f"routing bindings disagree on the active endpoint: {per}")
-        if any(p is None for p in per):
-            warnings.append("a routing binding matches no known endpoint assignment (records missing or edited by hand?)")
-        return Observation(states, per, active, warnings)
+        return _observation(states, per)
 
     def observe_many(self, names: list[str]) -> dict[str, Observation]:
         """Observe several services with one batched read per adapter (a zone listing, not N reads)."""
@@ -145,8 +149,7 @@ class FailoverEngine:
                 st = {k: current.get(k) for k in ad.resource_keys(b)}
                 states.append(st)
                 per.append(ad.active_of(b, st))
-            distinct = {json.dumps(p, sort_keys=True) for p in per}
-            out[n] = Observation(states, per, per[0] if len(distinct) == 1 else None)
+            out[n] = _observation(states, per)
         return out
 
     def apply_batched(self, plans: list[Plan]) -> dict[str, Any]:

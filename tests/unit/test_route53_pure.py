@@ -459,3 +459,57 @@ def test_apply_times_out_with_a_typed_error():
         a.apply(pair())
     assert (exc.value.code, exc.value.resource) == ("Timeout", ZONE)
     assert "still PENDING" in str(exc.value)
+
+
+def test_a_5xx_answer_is_retried_like_throttling():
+    err = ClientError({"Error": {"Code": "InternalFailure", "Message": "boom"},
+                       "ResponseMetadata": {"HTTPStatusCode": 503}}, "ListHostedZonesByName")
+    a, client, sleeps = make([err, ZONES])
+    assert a.zone_id(binding(hosted_zone_id=None, hosted_zone="example.com.")) == ZONE
+    assert a.calls == 2 and len(sleeps) == 1
+
+
+def test_the_sdk_client_does_not_retry_on_its_own():
+    """_call owns the retries; the boto3 client makes one attempt (no multiplied retries)."""
+    a = Route53Adapter(Route53Connection(endpoint_url="http://127.0.0.1:9", max_attempts=7))
+    cfg = a.client.meta.config.retries
+    assert cfg["mode"] == "standard" and cfg["total_max_attempts"] == 1
+
+
+class ScriptedZoneClient(FakeRoute53Client):
+    def list_resource_record_sets(self, **kw):
+        return self._next("list_resource_record_sets", kw)
+
+    def change_resource_record_sets(self, **kw):
+        return self._next("change_resource_record_sets", kw)
+
+    def get_change(self, **kw):
+        return self._next("get_change", kw)
+
+
+def test_a_targeted_read_asks_for_the_record_sets_it_expects():
+    b = binding("failover", record="www.example.com.")  # endpoints a, b: set identifiers a, b
+    listing = {"IsTruncated": False, "ResourceRecordSets": [
+        {"Name": "www.example.com.", "Type": "A", "TTL": 60, "SetIdentifier": sid, "Failover": role,
+         "ResourceRecords": [{"Value": "192.0.2.9"}]} for sid, role in (("a", "PRIMARY"), ("b", "SECONDARY"))]}
+    client = ScriptedZoneClient([listing])
+    a = Route53Adapter(Route53Connection(), client=client, sleep=lambda s: None)
+    got = a.read([b])
+    op, kw = client.requests[0]
+    assert op == "list_resource_record_sets" and kw["MaxItems"] == "2" and kw["StartRecordName"] == "www.example.com."
+    assert len(client.requests) == 1
+    assert sorted(v["failover"] for v in got.values()) == ["PRIMARY", "SECONDARY"]
+
+
+def test_every_batch_is_sent_before_waiting_for_propagation():
+    changes = [upsert(i) for i in range(1000)]  # two batches in one zone
+    client = ScriptedZoneClient([{"ChangeInfo": {"Id": "/change/C1", "Status": "PENDING"}}])
+    client.get_change = lambda **kw: client._next("get_change", kw) or {"ChangeInfo": {"Status": "INSYNC"}}
+    client.outcomes = [{"ChangeInfo": {"Id": "/change/C1", "Status": "PENDING"}},
+                       {"ChangeInfo": {"Id": "/change/C2", "Status": "PENDING"}},
+                       {"ChangeInfo": {"Status": "INSYNC"}}]
+    a = Route53Adapter(Route53Connection(), client=client, sleep=lambda s: None)
+    receipt = a.apply(changes)
+    ops = [op for op, _ in client.requests]
+    assert ops == ["change_resource_record_sets", "change_resource_record_sets", "get_change", "get_change"]
+    assert receipt.calls == 4 and [b["change_id"] for b in receipt.batches] == ["/change/C1", "/change/C2"]

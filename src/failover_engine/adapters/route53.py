@@ -53,12 +53,14 @@ class Route53Adapter(Adapter):
                 "route53",
                 region_name=self.connection.region,
                 endpoint_url=self.connection.endpoint_url,
-                config=Config(retries={"mode": "standard", "max_attempts": self.connection.max_attempts}),
+                # standard retry mode, one attempt: _call owns the retries (bounded, jittered,
+                # counted), so they are not multiplied by the SDK's own
+                config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
             )
         return self._client
 
     def _call(self, op: str, resource: str | None = None, **kwargs: Any) -> Any:
-        """One API call with bounded, jittered retries on Route 53's throttling codes."""
+        """One API call with bounded, jittered retries on Route 53's throttling codes and 5xx."""
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         attempts = self.connection.max_attempts
@@ -68,7 +70,8 @@ class Route53Adapter(Adapter):
                 return getattr(self.client, op)(**kwargs)
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
-                if code in RETRYABLE and attempt < attempts:
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if (code in RETRYABLE or status >= 500) and attempt < attempts:
                     self._sleep(min(20.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0))
                     continue
                 msg = exc.response.get("Error", {}).get("Message", str(exc))
@@ -177,13 +180,15 @@ class Route53Adapter(Adapter):
 
     def _read_zone(self, zone: str, keys: set[ResourceKey]) -> dict[ResourceKey, Attrs]:
         found: dict[ResourceKey, Attrs] = {}
-        name_types = sorted({(k.name, k.type) for k in keys})
-        if len(name_types) <= TARGETED_READ_LIMIT:
-            for name, typ in name_types:
+        expected: dict[tuple[str, str], int] = defaultdict(int)
+        for k in keys:
+            expected[(k.name, k.type)] += 1
+        if len(expected) <= TARGETED_READ_LIMIT:
+            for (name, typ), count in sorted(expected.items()):
                 kw: dict[str, Any] = {"StartRecordName": name, "StartRecordType": typ}
-                while True:
+                while True:  # ask for the record sets expected at that name; page on if there are more
                     resp = self._call("list_resource_record_sets", resource=f"{zone}/{name}",
-                                      HostedZoneId=zone, MaxItems="300", **kw)
+                                      HostedZoneId=zone, MaxItems=str(count), **kw)
                     sets = resp["ResourceRecordSets"]
                     for rrs in sets:
                         if fqdn(rrs["Name"]) == name and rrs["Type"] == typ:
@@ -279,8 +284,9 @@ class Route53Adapter(Adapter):
                 resp = self._call("change_resource_record_sets", resource=zone, HostedZoneId=zone,
                                   ChangeBatch={"Comment": comment[:256], "Changes": batch})
                 info = resp["ChangeInfo"]
-                self._wait_insync(info["Id"], zone)
                 receipt.batches.append({"zone": zone, "changes": len(batch), "change_id": info["Id"]})
+        for b in receipt.batches:  # all batches sent first: their propagation overlaps
+            self._wait_insync(b["change_id"], b["zone"])
         receipt.calls = self.calls - start
         return receipt
 
