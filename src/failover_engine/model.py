@@ -10,6 +10,7 @@ are in :func:`semantic_problems`, so that every problem is reported at once.
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
@@ -23,6 +24,8 @@ from pydantic import (
     PlainSerializer,
     Tag,
     WithJsonSchema,
+    field_validator,
+    model_validator,
 )
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -70,6 +73,22 @@ class _Model(BaseModel):
 
 
 # --------------------------------------------------------------------------- probes
+def _ip_and_port(v: str) -> None:
+    """Accept 'IP', 'IP:port' (IPv4) or '[IPv6]:port'; raise ValueError otherwise."""
+    host, port = v, None
+    if v.startswith("["):
+        host, _, rest = v[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+    elif v.count(":") == 1:
+        host, port = v.split(":")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"nameserver must be 'IP', 'IP:port' or '[IPv6]:port', not {v!r}") from None
+    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise ValueError(f"invalid port in nameserver {v!r}")
+
+
 _STATUS_RANGE = re.compile(r"^([1-5])xx$|^(\d{3})-(\d{3})$")
 
 
@@ -104,6 +123,12 @@ class HttpProbe(_Model):
     verify_tls: bool = True
     tls_min_days: Annotated[int, Field(ge=0)] | None = None
 
+    @model_validator(mode="after")
+    def _tls_needs_https(self) -> "HttpProbe":
+        if self.tls_min_days is not None and not self.url.lower().startswith("https://"):
+            raise ValueError("tls_min_days needs an https:// URL")
+        return self
+
     def status_ok(self, code: int) -> bool:
         for item in self.expect_status:
             if isinstance(item, int):
@@ -132,7 +157,14 @@ class DnsProbe(_Model):
     type: Literal["dns"] = "dns"
     name: str
     record_type: Literal["A", "AAAA", "CNAME", "TXT", "MX", "NS", "SRV"] = "A"
-    nameserver: str | None = Field(default=None, description="'IP' or 'IP:port'; default: the system resolver")
+    nameserver: str | None = Field(default=None, description="'IP', 'IP:port' or '[IPv6]:port'; default: the system resolver")
+
+    @field_validator("nameserver")
+    @classmethod
+    def _nameserver(cls, v: str | None) -> str | None:
+        if v is not None:
+            _ip_and_port(v)
+        return v
     expect: list[str] = Field(default_factory=list, description="values the answer must contain (empty: any answer)")
 
 
@@ -328,6 +360,16 @@ class Observer(_Model):
 
     name: Name
     source_address: str | None = None
+
+    @field_validator("source_address")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                ipaddress.ip_address(v)
+            except ValueError:
+                raise ValueError(f"source_address must be an IP address of this host, not {v!r}") from None
+        return v
 
 
 class Monitoring(_Model):

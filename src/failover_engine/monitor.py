@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import os
 import signal
 import time
@@ -138,6 +139,7 @@ class Monitor:
         for obs in self.observers:
             obs.retarget(self.loaded)
         self._read_active_all()
+        gc.freeze()  # long-lived objects out of the collector: fewer full-GC pauses in probe latency
         self.events.append("monitor_started", None, observers=[o.spec.name for o in self.observers],
                            services=list(self.watches), pid=os.getpid())
         sched_stop = asyncio.Event()
@@ -158,6 +160,7 @@ class Monitor:
             sched_stop.set()
             await asyncio.gather(*tasks, return_exceptions=True)
             self.pool.shutdown(wait=True)
+            self.metrics.close()
             self.events.append("monitor_stopped", None, pid=os.getpid())
 
     @property
@@ -175,8 +178,12 @@ class Monitor:
 
     # ------------------------------------------------------------------ deciding
     def _decide(self, name: str, reports: list[ObserverReport], now: float) -> None:
-        svc = self.loaded.strategy.services[name]
+        svc = self.loaded.strategy.services.get(name)
         watch = self.watches[name]
+        if svc is None:  # removed by a reload while its run was in flight: forget it once the run ended
+            if watch.running is None:
+                del self.watches[name]
+            return
         mon = self.loaded.strategy.monitoring
         voters = [o.name for o in mon.observers]
         verdicts = {ep.name: aggregate(reports, endpoint_key(name, ep.name), mon.required, now, mon.verdict_ttl,
@@ -198,8 +205,11 @@ class Monitor:
         decision = select_target(svc, verdicts, watch.active, "auto", primary_stable_for=stable)
         if decision.action == "none":
             if "alert only" in decision.reason:
-                self._once(watch, f"alert:{decision.reason}", now, lambda: self.events.append(
+                # once per outage of the active endpoint (the reason's text changes with every probe)
+                self._once(watch, f"alert:{','.join(watch.active or {})}", now, lambda: self.events.append(
                     "alert", name, reason=decision.reason))
+            elif watch.last_attempt and watch.last_attempt[0].startswith("alert:"):
+                watch.last_attempt = None  # that outage is over: the next one alerts again
             return
         target = next(iter(decision.target or {}), None)
         situation = f"{decision.action}:{target}"
@@ -275,7 +285,7 @@ class Monitor:
         if out.status == "succeeded" and out.plan is not None:
             watch.active = dict(out.plan.target)
             watch.last_attempt = None
-        elif out.status in ("rolled_back", "rollback_failed", "noop"):
+        elif out.status in ("rolled_back", "rollback_failed", "noop") and name in self.loaded.strategy.services:
             self._read_active(name)
 
     def _read_active(self, name: str) -> None:

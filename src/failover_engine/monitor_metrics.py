@@ -12,6 +12,7 @@ HEALTH_VALUE = {"healthy": 1.0, "unhealthy": 0.0, "unknown": -1.0}
 
 class MonitorMetrics:
     def __init__(self) -> None:
+        self._server: Any = None
         r = self.registry = CollectorRegistry()
         self.probe_latency = Histogram("failover_probe_latency_seconds", "Probe answer time",
                                        ["service", "endpoint", "observer"], buckets=LATENCY_BUCKETS, registry=r)
@@ -33,7 +34,15 @@ class MonitorMetrics:
                                ["service", "action", "phase"], buckets=RTO_BUCKETS, registry=r)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
-        start_http_server(port, addr=addr, registry=self.registry)
+        """Serve ``/metrics`` on ``addr:port`` from a daemon thread until :meth:`close`."""
+        self._server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+
+    def close(self) -> None:
+        """Stop serving and free the port (a monitor restarted in the same process can bind it again)."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
 
     def observe_probe(self, key: str, observer: str, result: Any, verdict: Any) -> None:
         service, _, endpoint = key.partition("/")

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import importlib
 import inspect
 import ipaddress
 import os
 import signal
+import tempfile
 from typing import Any, Callable
 
 import dns.asyncresolver
@@ -142,10 +144,10 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
         pass
 
 
-async def _collect_tail(stream: asyncio.StreamReader, tail: bytearray) -> None:
-    while chunk := await stream.read(65536):
-        tail += chunk
-        del tail[:-STDERR_TAIL]
+def _tail(file: Any) -> bytes:
+    file.seek(0, os.SEEK_END)
+    file.seek(max(0, file.tell() - STDERR_TAIL))
+    return file.read()
 
 
 def last_line(data: bytes) -> str:
@@ -159,29 +161,28 @@ async def run_command(spec: CommandProbe) -> tuple[Failure | None, str]:
     """Run ``argv`` (no shell); healthy when it exits with a code in ``expect_exit``.
 
     Its own process group, so a timeout or cancellation kills the command and its children.
-    stdout is discarded; the last line of stderr goes in the reason of a failure.
+    stdout is discarded; stderr goes to an unnamed temporary file (not a pipe: a child left
+    running with the pipe open would hold the probe) whose last line goes in the reason.
     """
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *spec.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True)
-    except FileNotFoundError:
-        raise ProbeFailed(FailureKind.error, f"command not found: {spec.argv[0]}") from None
-    except PermissionError:
-        raise ProbeFailed(FailureKind.error, f"command not executable: {spec.argv[0]}") from None
-    tail = bytearray()
-    assert process.stderr is not None
-    reader = asyncio.ensure_future(_collect_tail(process.stderr, tail))
-    try:
-        code = await process.wait()
-        await asyncio.wait({reader}, timeout=0.2)  # a child that keeps stderr open does not hold us
-    finally:
-        reader.cancel()
-        if process.returncode is None:
-            _kill_group(process)
-    if code in spec.expect_exit:
-        return None, f"ok exit {code}"
-    detail = last_line(bytes(tail))
+    with tempfile.TemporaryFile() as stderr:
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *spec.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=stderr, start_new_session=True)
+        except FileNotFoundError:
+            raise ProbeFailed(FailureKind.error, f"command not found: {spec.argv[0]}") from None
+        except PermissionError:
+            raise ProbeFailed(FailureKind.error, f"command not executable: {spec.argv[0]}") from None
+        try:
+            code = await process.wait()
+        finally:
+            if process.returncode is None:  # timed out or cancelled
+                _kill_group(process)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(process.wait(), 1.0)  # reap it while the loop is alive
+        if code in spec.expect_exit:
+            return None, f"ok exit {code}"
+        detail = last_line(_tail(stderr))
     return (FailureKind.exit, f"exit {code} not in {spec.expect_exit}" + (f": {detail}" if detail else "")), ""
 
 

@@ -268,8 +268,9 @@ def _decode(body: bytes, charset: str | None) -> str:
 
 
 def _check_answer(spec: HttpProbe, answer: _HttpAnswer) -> Failure | None:
-    """Why an HTTP answer is not healthy, or None when it is. Response header values are not
-    quoted in reasons (they may carry cookies)."""
+    """Why an HTTP answer is not healthy, or None when it is; checked in this order: status,
+    body, headers, certificate lifetime. Response header values are not quoted in reasons
+    (they may carry cookies)."""
     if not spec.status_ok(answer.status):
         return FailureKind.status, f"status {answer.status} not in {list(spec.expect_status)}"
     if spec.body_contains is not None and spec.body_contains not in answer.text:
@@ -309,11 +310,12 @@ async def _http_exchange(spec: HttpProbe, session: aiohttp.ClientSession) -> _Ht
 
 def probe_session(limit: int, source_address: str | None = None) -> aiohttp.ClientSession:
     """A session for probes: keep-alive pool of ``limit`` connections, no session-wide timeout
-    (each probe has its own), no proxies; outgoing connections bound to ``source_address``."""
+    (each probe has its own), no proxies, no cookies (a probe must not carry what an earlier
+    answer set); outgoing connections bound to ``source_address``."""
     local_addr = (source_address, 0) if source_address else None
     connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, local_addr=local_addr)
     return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None),
-                                 headers={"User-Agent": _USER_AGENT})
+                                 headers={"User-Agent": _USER_AGENT}, cookie_jar=aiohttp.DummyCookieJar())
 
 
 # --------------------------------------------------------------------------- TCP

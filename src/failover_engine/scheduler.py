@@ -269,13 +269,13 @@ class ProbeScheduler:
                 log.exception("on_result failed for %s", probe.key)
 
     async def _shutdown(self) -> None:
+        for target, _ in self._ready:  # first: a cancelled probe frees a slot, nothing may take it
+            target.busy = False
+        self._ready.clear()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for target, _ in self._ready:
-            target.busy = False
-        self._ready.clear()
         if self._session is not None:
             await self._session.close()
         self._session = None

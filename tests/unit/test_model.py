@@ -260,3 +260,30 @@ def test_problems_of_several_services_are_all_reported():
     bad2 = service(detection=Detection(interval=1, timeout=5))
     problems = semantic_problems(Strategy(services={"one": bad1, "two": bad2}))
     assert {p[1] for p, _ in problems} == {"one", "two"}
+
+
+@pytest.mark.parametrize("ns,ok", [("10.0.0.1", True), ("127.0.0.1:5353", True), ("[::1]:53", True), ("::1", True),
+                                   ("dns.example", False), ("1.2.3.4:0", False), ("1.2.3.4:x", False)])
+def test_dns_nameserver_is_checked_at_load(ns, ok):
+    from pydantic import ValidationError
+
+    from failover_engine.model import DnsProbe
+
+    if ok:
+        assert DnsProbe(name="a.example.", nameserver=ns).nameserver == ns
+    else:
+        with pytest.raises(ValidationError, match="nameserver"):
+            DnsProbe(name="a.example.", nameserver=ns)
+
+
+def test_tls_min_days_needs_https_and_source_address_an_ip():
+    from pydantic import ValidationError
+
+    from failover_engine.model import HttpProbe, Observer
+
+    with pytest.raises(ValidationError, match="https"):
+        HttpProbe(url="http://x.example/", tls_min_days=30)
+    assert HttpProbe(url="https://x.example/", tls_min_days=30).tls_min_days == 30
+    with pytest.raises(ValidationError, match="IP address"):
+        Observer(name="o", source_address="eth0")
+    assert Observer(name="o", source_address="127.0.0.3").source_address == "127.0.0.3"
