@@ -171,10 +171,17 @@ class FailoverEngine:
         return receipts
 
     def check(self, name: str, endpoints: list[str] | None = None) -> dict[str, Verdict]:
-        """One probe round of the service's endpoints → verdicts (healthy/unhealthy)."""
+        """Probe the service's endpoints → verdicts. An endpoint that fails is probed once more,
+        one interval later, so a single lost probe does not refuse (or allow) a failover."""
         from .detection import probe_service
 
-        return verdicts_from_probes(probe_service(self.loaded.service(name), endpoints))
+        svc = self.loaded.service(name)
+        results = probe_service(svc, endpoints)
+        failed = [n for n, r in results.items() if not r.ok]
+        if failed:
+            time.sleep(min(svc.detection.interval, 1.0))
+            results.update(probe_service(svc, failed))
+        return verdicts_from_probes(results)
 
     # ------------------------------------------------------------------ planning
     def plan(self, name: str, action: Action, target: str | None = None, *,

@@ -193,8 +193,8 @@ class Route53Adapter(Adapter):
                     for rrs in sets:
                         if fqdn(rrs["Name"]) == name and rrs["Type"] == typ:
                             found[self._key_of(zone, rrs)] = self._attrs_of(rrs)
-                    last = sets[-1] if sets else None
-                    if not resp.get("IsTruncated") or last is None or (fqdn(last["Name"]), last["Type"]) != (name, typ):
+                    more_of_ours = (fqdn(resp.get("NextRecordName", "")), resp.get("NextRecordType")) == (name, typ)
+                    if not resp.get("IsTruncated") or not more_of_ours:
                         break
                     kw = {"StartRecordName": resp["NextRecordName"], "StartRecordType": resp["NextRecordType"]}
                     if resp.get("NextRecordIdentifier"):
