@@ -91,5 +91,13 @@ class Route53Error(AdapterError):
     adapter = "route53"
 
 
+class CloudDnsError(AdapterError):
+    adapter = "clouddns"
+
+
+class TrafficManagerError(AdapterError):
+    adapter = "trafficmanager"
+
+
 class ProbeConfigError(FailoverError):
     pass

@@ -254,7 +254,68 @@ class Route53Routing(_Model):
     endpoints: dict[str, Route53EndpointBinding]
 
 
-RoutingBinding = Annotated[Union[Annotated[Route53Routing, Tag("route53")]], _tag_of("adapter", "route53")]
+class CloudDnsEndpointBinding(_Model):
+    """How one endpoint appears in a Cloud DNS record set."""
+
+    values: list[str] = Field(min_length=1, description="rrdatas of this endpoint (IPs, names)")
+    location: str | None = Field(default=None, description="GCP region of this endpoint, for the "
+                                 "backup geo targets of primaryBackup (default: the endpoint's region)")
+
+
+class CloudDnsRouting(_Model):
+    """Traffic steered by a Google Cloud DNS record set.
+
+    mode ``simple``: one record set whose rrdatas are the active endpoint's values.
+    mode ``primary_backup``: a ``routingPolicy.primaryBackup`` record set; the active endpoint's
+    values are the primary targets, the others the backup geo targets (``trickle_ratio`` of the
+    traffic goes to the backup while the primary is healthy).
+    mode ``weighted``: a ``routingPolicy.wrr`` record set with one item per endpoint.
+    """
+
+    adapter: Literal["clouddns"] = "clouddns"
+    connection: str | None = None
+    managed_zone: str = Field(description="managed zone name (not the DNS name)")
+    record: str
+    type: Literal["A", "AAAA", "CNAME", "TXT"] = "A"
+    ttl: Annotated[int, Field(ge=0, le=2147483647)] = 60
+    mode: Literal["simple", "primary_backup", "weighted"] = "simple"
+    trickle_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
+    active_weight: Annotated[float, Field(ge=0, le=1000)] = 100.0
+    inactive_weight: Annotated[float, Field(ge=0, le=1000)] = 0.0
+    endpoints: dict[str, CloudDnsEndpointBinding]
+
+
+class TrafficManagerEndpointBinding(_Model):
+    """How one endpoint appears in an Azure Traffic Manager profile."""
+
+    endpoint: str = Field(description="the Traffic Manager endpoint's name in the profile")
+    endpoint_type: Literal["AzureEndpoints", "ExternalEndpoints", "NestedEndpoints"] = "ExternalEndpoints"
+
+
+class TrafficManagerRouting(_Model):
+    """Traffic steered by an Azure Traffic Manager profile.
+
+    mode ``priority``: the active endpoint gets priority 1, the others 2, 3, ... in declared order.
+    mode ``status``: the active endpoint is Enabled, the others Disabled.
+    mode ``weighted``: the active endpoint gets ``active_weight``, the others ``inactive_weight``
+    (Traffic Manager weights are 1-1000, so an inactive endpoint is also Disabled).
+    """
+
+    adapter: Literal["trafficmanager"] = "trafficmanager"
+    connection: str | None = None
+    resource_group: str
+    profile: str
+    mode: Literal["priority", "status", "weighted"] = "priority"
+    active_weight: Annotated[int, Field(ge=1, le=1000)] = 1000
+    inactive_weight: Annotated[int, Field(ge=1, le=1000)] = 1
+    endpoints: dict[str, TrafficManagerEndpointBinding]
+
+
+RoutingBinding = Annotated[
+    Union[Annotated[Route53Routing, Tag("route53")], Annotated[CloudDnsRouting, Tag("clouddns")],
+          Annotated[TrafficManagerRouting, Tag("trafficmanager")]],
+    _tag_of("adapter", "route53"),
+]
 
 
 class Route53Connection(_Model):
@@ -266,7 +327,33 @@ class Route53Connection(_Model):
     propagation_timeout: Duration = 120.0
 
 
-Connection = Annotated[Union[Annotated[Route53Connection, Tag("route53")]], _tag_of("type", "route53")]
+class CloudDnsConnection(_Model):
+    type: Literal["clouddns"] = "clouddns"
+    project: str
+    endpoint_url: str | None = Field(default=None, description="override for local runs (emulator); unset = Google")
+    credentials: Literal["default", "anonymous"] = Field(
+        default="default", description="default: google.auth.default(); anonymous: for a local emulator only")
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    propagation_timeout: Duration = 120.0
+
+
+class TrafficManagerConnection(_Model):
+    type: Literal["trafficmanager"] = "trafficmanager"
+    subscription_id: str
+    endpoint_url: str | None = Field(default=None, description="ARM base URL override (emulator); unset = Azure")
+    ca_bundle: str | None = Field(default=None, description="CA certificate file for endpoint_url (emulator's self-signed)")
+    credentials: Literal["default", "token_env"] = Field(
+        default="default", description="default: DefaultAzureCredential; token_env: a bearer token from the "
+        "environment variable named by token_env_var (local emulators, CI)")
+    token_env_var: str = "AZURE_ACCESS_TOKEN"
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+
+
+Connection = Annotated[
+    Union[Annotated[Route53Connection, Tag("route53")], Annotated[CloudDnsConnection, Tag("clouddns")],
+          Annotated[TrafficManagerConnection, Tag("trafficmanager")]],
+    _tag_of("type", "route53"),
+]
 
 
 # --------------------------------------------------------------------------- detection, policy

@@ -9,6 +9,8 @@ if TYPE_CHECKING:
 
 _REGISTRY: dict[str, str] = {
     "route53": "failover_engine.adapters.route53:Route53Adapter",
+    "clouddns": "failover_engine.adapters.clouddns:CloudDnsAdapter",
+    "trafficmanager": "failover_engine.adapters.trafficmanager:TrafficManagerAdapter",
 }
 
 
