@@ -27,6 +27,7 @@ EPILOG = """examples:
   failover apply shop -f strategy.yaml --yes       # fail over for real
   failover apply shop -f strategy.yaml --failback --yes
   failover probe shop -f strategy.yaml --wait-for unhealthy --timeout 30 --record-incident
+  failover region us-east-1 -f strategy.yaml --yes        # every service active there moves
   failover monitor -f strategy.yaml --metrics-port 9108   # automatic failover per policy
   failover drill                                   # the local drill (what `make drill` runs)
 The strategy file defaults to $FAILOVER_STRATEGY, then ./strategy.yaml."""
@@ -156,6 +157,30 @@ def cmd_apply(args: argparse.Namespace) -> int:
             "succeeded": EXIT_OK, "refused": EXIT_REFUSED}.get(out.status, EXIT_FAILED)
 
 
+def cmd_region(args: argparse.Namespace) -> int:
+    from .reporting import render_outcome
+
+    eng = _engine(args)
+    outs = eng.run_region(args.region, apply=args.yes, force=args.force)
+    if args.json:
+        _dump([o.to_dict() for o in outs])
+    else:
+        for o in outs:
+            head = f"== {o.service}: {o.status}" + (f" ({o.reason})" if o.reason and not o.plan else "")
+            print(head)
+            if o.plan is not None:
+                print(render_outcome(o))
+        moved = sum(1 for o in outs if o.status in ("succeeded", "planned"))
+        print(f"\nregion {args.region}: {moved} service(s) {'moved' if args.yes else 'to move'}, "
+              f"{sum(1 for o in outs if not o.ok)} failed or refused, "
+              f"{sum(1 for o in outs if o.status == 'noop')} left alone")
+        if not args.yes:
+            print("Dry run: nothing was changed. Re-run with --yes to apply.")
+    if any(o.status == "refused" for o in outs):
+        return EXIT_REFUSED
+    return EXIT_OK if all(o.ok for o in outs) else EXIT_FAILED
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     loaded = load_strategy(args.strategy, state_dir=args.state_dir)
     events = EventLog(loaded.state_dir / "events.jsonl").read(args.service, limit=args.limit)
@@ -247,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--yes", action="store_true", help="really apply (default: dry run)")
             s.add_argument("--force", action="store_true", help="override safety refusals (unhealthy target, cooldown)")
         s.set_defaults(func=func)
+    s = sub.add_parser("region", help="fail every service active in a region over to another region")
+    _common(s, None)
+    s.add_argument("region", help="the region to leave, e.g. us-east-1")
+    s.add_argument("--yes", action="store_true", help="really apply (default: dry run)")
+    s.add_argument("--force", action="store_true", help="override safety refusals")
+    s.set_defaults(func=cmd_region)
     s = sub.add_parser("events", help="print the event log")
     _common(s, "optional")
     s.add_argument("--limit", type=int, default=50)

@@ -60,6 +60,7 @@ class Outcome:
     report_path: str | None = None
     started: float = field(default_factory=time.time)
     api_calls: int = 0
+    reason: str = ""
 
     @property
     def changed(self) -> bool:
@@ -77,7 +78,7 @@ class Outcome:
             "timeline": self.timeline.to_dict() if self.timeline else None,
             "validation": self.validation.to_dict() if self.validation else None,
             "rollback": self.rollback, "errors": self.errors, "api_calls": self.api_calls,
-            "report_path": self.report_path,
+            "report_path": self.report_path, "reason": self.reason or (self.plan.reason if self.plan else ""),
         }
 
 
@@ -408,6 +409,50 @@ class FailoverEngine:
         path = d / f"{stamp}-{out.service}-{out.action}-{out.run_id}.json"
         out.report_path = str(path)
         path.write_text(json.dumps(out.to_dict(), indent=2, default=str))
+
+    # ------------------------------------------------------------------ a whole region
+    def region_plan(self, region: str) -> list[tuple[str, str | None, str]]:
+        """Which services must leave ``region``: (service, target endpoint or None, why).
+
+        A service is affected when its active endpoint is in the region; its target is the first
+        healthy standby (then primary) outside the region. Services active elsewhere are listed
+        with target None and why they are left alone.
+        """
+        out = []
+        names = list(self.strategy.services)
+        observed = self.observe_many(names)
+        for name in names:
+            svc = self.strategy.services[name]
+            active = observed[name].active
+            in_region = [ep for ep in (active or {}) if svc.endpoint(ep).region == region]
+            if active is not None and not in_region:
+                out.append((name, None, f"active endpoint(s) {', '.join(active)} not in {region}"))
+                continue
+            if not any(ep.region == region for ep in svc.endpoints):
+                out.append((name, None, f"no endpoint in {region}"))
+                continue
+            verdicts = self.check(name)
+            outside = [ep for ep in svc.standbys + [svc.primary] if ep.region != region]
+            healthy = [ep.name for ep in outside if getattr(verdicts.get(ep.name), "health", "") == "healthy"]
+            target = (healthy or [ep.name for ep in outside] or [None])[0]
+            why = f"active in {region}" if active else "routing state unknown"
+            out.append((name, target, why if target else f"{why}; no endpoint outside {region}"))
+        return out
+
+    def run_region(self, region: str, *, apply: bool = False, force: bool = False) -> list[Outcome]:
+        """Fail every service active in ``region`` over to another region, one service at a time,
+        each through :meth:`run` (its lock, safety rules, validation and rollback)."""
+        outcomes = []
+        for name, target, why in self.region_plan(region):
+            if target is None:
+                refused = "no endpoint outside" in why
+                out = Outcome(name, "switch", "refused" if refused else "noop", uuid.uuid4().hex[:12], reason=why)
+                out.errors = [why] if refused else []
+                outcomes.append(out)
+                continue
+            self.progress(f"region {region}: {name} -> {target}")
+            outcomes.append(self.run(name, "switch", target, apply=apply, force=force))
+        return outcomes
 
     # ------------------------------------------------------------------ status
     def status(self, name: str, *, probe: bool = True, events: int = 10) -> dict[str, Any]:

@@ -412,3 +412,25 @@ def test_module_defaults_action_group_reaches_all_three_modules(ansible: Ansible
     assert set(got["plan"]["diff"]["before"]) == set(got["plan"]["diff"]["after"])
     assert len(got["plan"]["diff"]["after"]) == 2
     assert zone_records(ansible.lab) == records
+
+
+# --------------------------------------------------------------------------- region failover
+def test_region_playbook_moves_every_service_active_there_and_only_once(ansible: Ansible) -> None:
+    check = ansible.playbook("playbooks/region_failover.yml", "--check", "--diff", "-e", "region=us-east-1")
+    assert check.rc == 0, check.describe()
+    assert "PRIMARY" in check.stdout and failover_roles(ansible.lab) == STEADY  # check mode: plan only
+
+    run = ansible.playbook("playbooks/region_failover.yml", "-v", "-e", "region=us-east-1",
+                           ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    assert run.rc == 0, run.describe()
+    result = run.results()[0][1]
+    assert result["moved"] == [SERVICE] and result["services"][0]["status"] == "succeeded"
+    assert failover_roles(ansible.lab) == FAILED_OVER
+
+    again = ansible.playbook("playbooks/region_failover.yml", "-v", "-e", "region=us-east-1",
+                             ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    assert again.rc == 0 and again.recap()["changed"] == 0, again.describe()
+    assert again.results()[0][1]["services"][0]["status"] == "noop"
+    other = ansible.playbook("playbooks/region_failover.yml", "-e", "region=eu-west-1")
+    assert other.rc == 0 and other.recap()["changed"] == 0, other.describe()
+    assert failover_roles(ansible.lab) == FAILED_OVER
