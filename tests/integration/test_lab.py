@@ -150,13 +150,18 @@ def test_region_rejects_unknown_mode_and_options(region: RegionServer) -> None:
 def test_control_api_switches_modes(lab: Lab) -> None:
     use1 = lab.regions["use1"]
     assert control(lab, "/regions/use1/down") == (200, {"region": "use1", "url": use1.url, "port": use1.port,
-                                                          "mode": "down", "delay_ms": None})
+                                                          "mode": "down", "delay_ms": None,
+                                                          "blocked_sources": []})
     assert refuses(use1.url)
     status, body = control(lab, "/regions/use1/slow?ms=120")
     assert (status, body["mode"], body["delay_ms"]) == (200, "slow", 120)
     started = time.monotonic()
     assert http(use1.url + "/health")[0] == 200 and time.monotonic() - started >= 0.11
     assert control(lab, "/regions/usw2/errors")[1]["mode"] == "errors"
+    status, body = control(lab, "/regions/usw2/partition?source=127.0.0.3&source=127.0.0.4")
+    assert (status, body["blocked_sources"]) == (200, ["127.0.0.3", "127.0.0.4"])
+    assert lab.regions["usw2"].blocked_sources == {"127.0.0.3", "127.0.0.4"}
+    assert control(lab, "/regions/usw2/partition")[1]["blocked_sources"] == []
     assert http(lab.regions["usw2"].url + "/")[0] == 503
     status, body = control(lab, "/status", "GET")
     assert status == 200 and body["moto_url"] == lab.moto_url
@@ -317,3 +322,20 @@ def test_lab_up_prints_exports_and_stops_on_sigint(tmp_path: Path) -> None:
     assert proc.wait(timeout=10) == 0
     assert refuses(exports["FAILOVER_LAB_URL"])
     proc.communicate()
+
+
+def test_a_partition_resets_only_the_blocked_sources(lab: Lab) -> None:
+    import socket
+
+    use1 = lab.regions["use1"]
+    use1.partition({"127.0.0.3"})
+    with pytest.raises((ConnectionResetError, ConnectionAbortedError, BrokenPipeError)):
+        with socket.create_connection(("127.0.0.1", use1.port), source_address=("127.0.0.3", 0), timeout=2) as s:
+            s.sendall(b"GET /health HTTP/1.0\r\n\r\n")  # the reset may already hit the send
+            if not s.recv(100):
+                raise ConnectionResetError("closed without an answer")
+    assert http(use1.url + "/health")[0] == 200  # everyone else is still served
+    use1.partition(())
+    with socket.create_connection(("127.0.0.1", use1.port), source_address=("127.0.0.3", 0), timeout=2) as s:
+        s.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+        assert b"200" in s.recv(100)

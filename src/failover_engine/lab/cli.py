@@ -78,14 +78,18 @@ def up_command(args: argparse.Namespace) -> int:
     if isinstance(lab, int):
         return lab
     with lab:
-        _announce(lab)
-        for key, value in lab.env().items():
-            print(f"export {key}={shlex.quote(value)}")
-        sys.stdout.flush()
-        print("lab: up; press Ctrl-C to stop", file=sys.stderr, flush=True)
-        _wait_for_stop_signal()
+        # handlers first: a signal sent as soon as the exports are read must stop us cleanly
+        _wait_for_stop_signal(before=lambda: _print_exports(lab))
     print("lab: stopped", file=sys.stderr)
     return 0
+
+
+def _print_exports(lab: Lab) -> None:
+    _announce(lab)
+    for key, value in lab.env().items():
+        print(f"export {key}={shlex.quote(value)}")
+    sys.stdout.flush()
+    print("lab: up; press Ctrl-C to stop", file=sys.stderr, flush=True)
 
 
 def _start_lab(args: argparse.Namespace) -> Lab | int:
@@ -194,8 +198,8 @@ def _signal_handlers(signums: tuple[int, ...], handler: Handler) -> Iterator[Non
             signal.signal(s, old)
 
 
-def _wait_for_stop_signal() -> int:
-    """Block until SIGINT or SIGTERM; returns the signal number."""
+def _wait_for_stop_signal(before: Callable[[], None] = lambda: None) -> int:
+    """Install the handlers, call ``before``, then block until SIGINT or SIGTERM; returns the signal."""
     got: list[int] = []
     stop = threading.Event()
 
@@ -204,6 +208,7 @@ def _wait_for_stop_signal() -> int:
         stop.set()
 
     with _signal_handlers(STOP_SIGNALS, on_signal):
+        before()
         while not stop.wait(0.5):
             pass
     return got[0]
