@@ -177,3 +177,15 @@ def closed_port() -> int:
     """A port on 127.0.0.1 that was just bound and closed: connecting to it is refused."""
     with socket.create_server(("127.0.0.1", 0)) as sock:
         return sock.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- Cloud DNS emulator
+@pytest.fixture
+def clouddns_emulator() -> Iterator["object"]:
+    """A started :class:`emulators.clouddns.CloudDnsEmulator` (empty; ``.url`` for the SDK clients'
+    ``api_endpoint``). Stopped after the test."""
+    from emulators.clouddns import CloudDnsEmulator
+
+    emulator = CloudDnsEmulator().start()
+    yield emulator
+    emulator.stop()

@@ -93,6 +93,13 @@ def _observation(states: list[dict[ResourceKey, Attrs | None]], per: list[Assign
     return Observation(states, per, per[0] if len(distinct) == 1 else None, warnings)
 
 
+def _holds(current: Attrs | None, expected: Attrs | None) -> bool:
+    """Whether a resource read now is in the expected state (only the expected attributes count)."""
+    if expected is None or current is None:
+        return expected is None and current is None
+    return not read_back_mismatches({"_": expected}, {"_": current})
+
+
 def verdicts_from_probes(results: dict[str, Any]) -> dict[str, Verdict]:
     return {n: SimpleVerdict("healthy" if r.ok else "unhealthy", r.reason) for n, r in results.items()}
 
@@ -375,21 +382,30 @@ class FailoverEngine:
                                                  endpoint=label), val.attempts, val.interval)
 
     def _rollback(self, svc: Service, steps: list[PlanStep], out: Outcome, ev: Callable[..., Any]) -> None:
-        """Put every touched resource back to its before-state, newest step first, then read back."""
+        """Undo what this run wrote, newest step first, then read back.
+
+        Only resources that hold what this run wrote are restored to their before-state. A
+        resource already back in its before-state needs nothing; one that holds neither (someone
+        else changed it since it was read) is left as it is and reported, never overwritten.
+        """
         self.progress(f"{out.service}: rolling back {len(steps)} step(s)")
         details, failures = [], []
         for step in reversed(steps):
             binding = svc.routing[step.index]
             ad = self.adapter(binding)
+            left: list[str] = []
             try:
                 now = ad.read([binding])
-                restore = [Change(c.key, now.get(c.key), c.before) for c in step.effective]
-                ad.apply(restore)
-                bad = read_back_mismatches(expected_before(list(step.effective)), ad.read([binding]))
+                ours = [c for c in step.effective if _holds(now.get(c.key), c.after)]
+                left = [f"{c.key}: changed by someone else since it was read; left as is"
+                        for c in step.effective if c not in ours and not _holds(now.get(c.key), c.before)]
+                ad.apply([Change(c.key, now.get(c.key), c.before) for c in ours])
+                bad = read_back_mismatches(expected_before(ours), ad.read([binding])) if ours else []
             except AdapterError as exc:
                 bad = [str(exc)]
-            details.append({"step": step.index, "ok": not bad, "problems": bad})
+            details.append({"step": step.index, "ok": not bad, "problems": bad, "left_as_is": left})
             failures.extend(bad)
+            out.errors.extend(left)
         out.rollback = {"ok": not failures, "steps": details}
         out.status = "rolled_back" if not failures else "rollback_failed"
         ev(out.status, steps=details, errors=out.errors)

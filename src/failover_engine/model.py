@@ -259,7 +259,7 @@ class CloudDnsEndpointBinding(_Model):
 
     values: list[str] = Field(min_length=1, description="rrdatas of this endpoint (IPs, names)")
     location: str | None = Field(default=None, description="GCP region of this endpoint, for the "
-                                 "backup geo targets of primaryBackup (default: the endpoint's region)")
+                                 "backup geo targets of primaryBackup (required in mode primary_backup)")
 
 
 class CloudDnsRouting(_Model):

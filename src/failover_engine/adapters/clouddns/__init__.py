@@ -1,0 +1,238 @@
+"""Google Cloud DNS: swap a record set, flip a primaryBackup routing policy, or move WRR weights.
+
+Every mode steers one record set (``ResourceKey("clouddns", managed_zone, fqdn, type)``); see
+:class:`~failover_engine.model.CloudDnsRouting` for what each mode writes.
+
+Cloud DNS updates a record set by a *change*: deletions of the current record sets, which must
+match them exactly, and additions of the new ones, applied atomically. So every switch in one
+managed zone is ONE change whose deletions are the before-state as last read (the raw record set,
+with fields a plan does not show) and whose additions are the after-state; a record edited since
+it was read makes the change fail as a whole (412) and nothing changes. Only the per-change
+quota (1,000 record sets) splits a zone's changes. Reads are one filtered list call per
+record name/type, or one zone listing when many records of one zone are read.
+
+Which client: google-cloud-dns serialises only name/type/ttl/rrdatas (it drops ``routingPolicy``
+when reading and cannot send it) and lists a zone without name/type filters. Record sets and
+changes therefore go through google-api-python-client's dns v1 client, built from its bundled
+discovery document (no network for discovery): one code path for every mode, so a change that
+mixes a plain and a routing-policy record set in one zone stays one atomic change, and reads are
+targeted. google-cloud-dns serves the managed-zone lookup (used to explain a missing record: is it
+outside the zone?).
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any, Callable, Sequence
+
+from ...errors import CloudDnsError
+from ...model import CloudDnsConnection, CloudDnsRouting
+from ...plan import Assignment, Attrs, Change, ResourceKey
+from ..base import Adapter, ApplyReceipt, Capability
+from .api import CloudDnsApi
+from .records import Rrset, attrs_of, change_bodies, fqdn, in_zone
+
+TARGETED_READ_LIMIT = 4  # up to this many record sets in a zone: filtered reads; beyond: list the zone
+PRECONDITION_FAILED = (404, 409, 412)
+
+
+class CloudDnsAdapter(Adapter):
+    kind = "clouddns"
+    capabilities = frozenset({Capability.SIMPLE_SWAP, Capability.FAILOVER_RECORDS, Capability.WEIGHTED,
+                              Capability.ATOMIC_BATCH, Capability.READ_BACK})
+
+    def __init__(self, connection: CloudDnsConnection | None = None, *,
+                 sleep: Callable[[float], None] = time.sleep):
+        # no connection: project and credentials from google.auth.default()
+        self.connection = connection or CloudDnsConnection(project="")
+        self._sleep = sleep
+        self.api = CloudDnsApi(self.connection, sleep=sleep)
+        self._seen: dict[ResourceKey, Rrset] = {}  # raw record sets last read: the exact deletions
+        self._zone_names: dict[str, str] = {}
+
+    @property
+    def calls(self) -> int:
+        return self.api.calls
+
+    # ------------------------------------------------------------------ validation (pure)
+    @classmethod
+    def binding_problems(cls, binding: CloudDnsRouting) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        eps = binding.endpoints
+        if binding.type == "CNAME":
+            out += [(f"endpoints.{n}.values", "a CNAME record has exactly one value")
+                    for n, b in eps.items() if len(b.values) != 1]
+        seen: dict[tuple[str, ...], str] = {}
+        for name, b in eps.items():
+            other = seen.setdefault(tuple(sorted(b.values)), name)
+            if other != name:
+                out.append((f"endpoints.{name}.values", f"same values as endpoint {other!r}: the active "
+                            "endpoint could not be told from the record set"))
+        if binding.mode == "primary_backup":
+            out += cls._primary_backup_problems(binding)
+        elif binding.trickle_ratio:
+            out.append(("trickle_ratio", "applies to mode primary_backup only"))
+        if binding.mode == "weighted" and binding.active_weight <= binding.inactive_weight:
+            out.append(("active_weight", "must be greater than inactive_weight"))
+        return out
+
+    @staticmethod
+    def _primary_backup_problems(binding: CloudDnsRouting) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if binding.type not in ("A", "AAAA"):
+            out.append(("type", "primary_backup health-checks its primary targets (IP addresses): use A or AAAA"))
+        if len(binding.endpoints) < 2:
+            out.append(("endpoints", "primary_backup needs one primary and at least one backup endpoint"))
+        locations: dict[str, str] = {}
+        for name, b in binding.endpoints.items():
+            if not b.location:
+                out.append((f"endpoints.{name}.location", "primary_backup needs the GCP region of every endpoint "
+                            "(any of them may become a backup geo target), e.g. location: us-east1"))
+                continue
+            other = locations.setdefault(b.location.lower(), name)
+            if other != name:
+                out.append((f"endpoints.{name}.location", f"location {b.location!r} is also endpoint {other!r}'s: "
+                            "backup geo targets need distinct locations"))
+        return out
+
+    # ------------------------------------------------------------------ desired state (pure)
+    @staticmethod
+    def key(binding: CloudDnsRouting) -> ResourceKey:
+        return ResourceKey("clouddns", binding.managed_zone, fqdn(binding.record), binding.type)
+
+    def desired(self, binding: CloudDnsRouting, assignment: Assignment) -> dict[ResourceKey, Attrs]:
+        active = [ep for ep, w in assignment.items() if w > 0]
+        eps = binding.endpoints
+        attrs: dict[str, Any] = {"ttl": binding.ttl}
+        if binding.mode == "weighted":
+            items = [{"weight": float(assignment[n] * binding.active_weight / 100) if n in active
+                      else float(binding.inactive_weight), "values": sorted(b.values)} for n, b in eps.items()]
+            attrs["wrr"] = sorted(items, key=lambda i: i["values"])
+            return {self.key(binding): attrs}
+        if len(active) != 1:
+            raise CloudDnsError(f"{binding.mode} mode needs exactly one active endpoint, got {active}",
+                                resource=binding.record)
+        if binding.mode == "simple":
+            attrs["values"] = sorted(eps[active[0]].values)
+        else:
+            backup = [{"location": (b.location or "").lower(), "values": sorted(b.values)}
+                      for n, b in eps.items() if n != active[0]]
+            attrs.update(primary=sorted(eps[active[0]].values), backup=sorted(backup, key=lambda b: b["location"]),
+                         trickle_ratio=float(binding.trickle_ratio))
+        return {self.key(binding): attrs}
+
+    def active_of(self, binding: CloudDnsRouting, current: dict[ResourceKey, Attrs | None]) -> Assignment | None:
+        cur = current.get(self.key(binding))
+        if not cur:
+            return None
+        by_values = {tuple(sorted(b.values)): n for n, b in binding.endpoints.items()}
+        if binding.mode in ("simple", "primary_backup"):
+            field = "values" if binding.mode == "simple" else "primary"
+            name = by_values.get(tuple(sorted(cur.get(field) or [])))
+            return {name: 100} if name else None
+        items = {tuple(sorted(i["values"])): float(i["weight"]) for i in cur.get("wrr") or []}
+        if set(items) != set(by_values):
+            return None
+        active = {by_values[v]: round(w * 100 / binding.active_weight)
+                  for v, w in items.items() if w > binding.inactive_weight}
+        return active or None
+
+    # ------------------------------------------------------------------ read (I/O, batched)
+    def read(self, bindings: Sequence[CloudDnsRouting]) -> dict[ResourceKey, Attrs | None]:
+        wanted: dict[str, set[ResourceKey]] = defaultdict(set)
+        for b in bindings:
+            k = self.key(b)
+            wanted[k.scope].add(k)
+        out: dict[ResourceKey, Attrs | None] = {}
+        for zone, keys in sorted(wanted.items()):
+            found = self._read_zone(zone, keys)
+            for k in keys:
+                raw = found.get(k)
+                if raw is None:
+                    self._seen.pop(k, None)
+                    self._check_in_zone(k)
+                else:
+                    self._seen[k] = raw
+                out[k] = attrs_of(raw) if raw is not None else None
+        return out
+
+    def _read_zone(self, zone: str, keys: set[ResourceKey]) -> dict[ResourceKey, Rrset]:
+        if len(keys) <= TARGETED_READ_LIMIT:
+            listed = [r for k in sorted(keys) for r in self.api.list_rrsets(zone, k.name, k.type)]
+        else:
+            listed = list(self.api.list_rrsets(zone))
+        found = {}
+        for rrs in listed:
+            k = ResourceKey("clouddns", zone, fqdn(rrs["name"]), rrs["type"])
+            if k in keys:
+                found[k] = rrs
+        return found
+
+    def _check_in_zone(self, key: ResourceKey) -> None:
+        """A record set that is absent may be outside its managed zone: say so, it can never be there."""
+        if key.scope not in self._zone_names:
+            self._zone_names[key.scope] = self.api.zone_dns_name(key.scope)
+        dns_name = self._zone_names[key.scope]
+        if not in_zone(key.name, dns_name):
+            raise CloudDnsError(f"record {key.name} is not inside managed zone {key.scope!r} ({dns_name}): "
+                                "fix `record` or `managed_zone`", resource=str(key), code="outsideZone")
+
+    # ------------------------------------------------------------------ apply (I/O, one change per zone)
+    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+        start = self.calls
+        receipt = ApplyReceipt()
+        effective = [c for c in changes if c.action != "noop"]
+        pending: list[tuple[str, str]] = []
+        for zone, bodies in change_bodies(effective, self._seen).items():
+            for body in bodies:
+                sent = {(fqdn(r["name"]), r["type"]) for r in body["additions"] + body["deletions"]}
+                members = [c for c in effective if c.key.scope == zone and (c.key.name, c.key.type) in sent]
+                change = self._create(zone, body, members)
+                receipt.batches.append({"zone": zone, "change_id": change.get("id"), "status": change.get("status"),
+                                        "additions": len(body["additions"]), "deletions": len(body["deletions"])})
+                if change.get("confirmed_by_read"):
+                    receipt.batches[-1]["confirmed_by_read"] = True
+                if change.get("id") is not None and change.get("status") != "done":
+                    pending.append((zone, change["id"]))
+                self._remember(members, body)
+        for zone, change_id in pending:  # all changes sent first: their propagation overlaps
+            self._wait_done(zone, change_id)
+        receipt.calls = self.calls - start
+        return receipt
+
+    def _remember(self, members: list[Change], body: dict[str, Any]) -> None:
+        """What the zone holds after a change: the next change's deletions."""
+        added = {(fqdn(a["name"]), a["type"]): a for a in body["additions"]}
+        for c in members:
+            rrs = added.get((c.key.name, c.key.type))
+            if rrs is None:
+                self._seen.pop(c.key, None)
+            else:
+                self._seen[c.key] = rrs
+
+    def _create(self, zone: str, body: dict[str, Any], members: list[Change]) -> dict[str, Any]:
+        try:
+            return self.api.create_change(zone, body)
+        except CloudDnsError as exc:
+            # a change retried after a lost answer (5xx) fails its own precondition when the first
+            # try went through: confirm by reading before calling it a failure
+            if getattr(exc, "status", None) in PRECONDITION_FAILED and self.api.last_attempts > 1:
+                now = {k: attrs_of(r) for k, r in self._read_zone(zone, {c.key for c in members}).items()}
+                if all(now.get(c.key) == (dict(c.after) if c.after is not None else None) for c in members):
+                    return {"id": None, "status": "done", "confirmed_by_read": True}
+            raise
+
+    def _wait_done(self, zone: str, change_id: str) -> None:
+        """Waiter as data: poll the change every `delay` s (doubling, at most 5 s) until done."""
+        delay, waited, timeout = 0.5, 0.0, self.connection.propagation_timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.api.get_change(zone, change_id).get("status")
+            if status == "done":
+                return
+            if waited + delay > timeout or time.monotonic() + delay > deadline:
+                raise CloudDnsError(f"change {change_id} still {status} after {waited:.0f}s of waiting",
+                                    resource=zone, code="Timeout")
+            self._sleep(delay)
+            waited += delay
+            delay = min(5.0, delay * 2)

@@ -1,0 +1,482 @@
+"""Azure Traffic Manager: promote by priority, enable/disable endpoints, or move weights.
+
+Modes (see :class:`~failover_engine.model.TrafficManagerRouting`): ``priority`` gives the active
+endpoint priority 1 and the others 2, 3, ... (every bound endpoint Enabled, so Traffic Manager's
+own health-based fallback down the list keeps working); ``status`` enables the active endpoint and
+disables the others; ``weighted`` gives the active endpoint ``active_weight`` and the others
+``inactive_weight`` and Disabled (weights cannot be 0).
+
+Reads are one ``profiles.get`` per profile (endpoints are embedded). Writes are per-endpoint
+``endpoints.update`` (PATCH, only the managed properties), because Traffic Manager has no atomic
+multi-endpoint call we can trust: a profile PUT replaces the whole profile (monitor and DNS settings,
+unmanaged endpoints, properties newer than this SDK's models) from a read-modify-write without
+If-Match, and what a profile PATCH does with ``endpoints[]`` is not documented. So the adapter
+orders the PATCHes (:func:`order_updates`) so that every intermediate state is valid for the API
+(priorities unique, 1-1000) and never drops traffic: endpoints are enabled before others are
+disabled, an endpoint in the way of a priority is first parked on a free priority, and in a
+Priority profile the endpoint answering DNS goes from the old one straight to the new one.
+``ATOMIC_BATCH`` is therefore not declared. The profile is read again just before writing, so
+the order is computed from what Azure holds, not from a plan that may be minutes old.
+"""
+from __future__ import annotations
+
+import email.utils
+import os
+import random
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping, Sequence
+
+from ..errors import TrafficManagerError
+from ..model import TrafficManagerConnection, TrafficManagerRouting
+from ..plan import Assignment, Attrs, Change, ResourceKey
+from .base import Adapter, ApplyReceipt, Capability
+
+MAX_RETRY_AFTER = 60.0   # longest Retry-After honoured; a longer one fails the call at once
+MAX_BACKOFF = 20.0
+RETRYABLE_CODES = {"TooManyRequests", "RetryableError", "AnotherOperationInProgress"}  # besides 429 and 5xx
+PRIORITY_MAX = 1000      # priorities and weights are 1-1000 (API rule)
+REST_NAMES = {"priority": "priority", "weight": "weight", "endpoint_status": "endpointStatus"}
+MODE_ATTRS = {"priority": ("priority", "endpoint_status"), "status": ("endpoint_status",),
+              "weighted": ("weight", "endpoint_status")}
+MODE_METHOD = {"priority": "Priority", "weighted": "Weighted"}  # status mode works with any method
+ENABLED, DISABLED = "Enabled", "Disabled"
+SEARCH_LIMIT = 20000     # states explored when ordering updates; beyond, a simpler order is used
+
+
+# --------------------------------------------------------------------------- update ordering (pure)
+@dataclass(frozen=True)
+class EndpointState:
+    """What the ordering needs to know of one endpoint of a profile."""
+
+    priority: int | None = None
+    weight: int | None = None
+    endpoint_status: str = ENABLED
+
+
+class OrderingError(ValueError):
+    """The wanted state breaks an API rule (e.g. two endpoints on one priority)."""
+
+
+def _serving(states: Mapping[str, EndpointState], priority_routing: bool) -> frozenset[str]:
+    """The endpoints that take traffic: the enabled one with the lowest priority, or every enabled one."""
+    enabled = [(s.priority or PRIORITY_MAX + 1, n) for n, s in states.items() if s.endpoint_status == ENABLED]
+    if not enabled:
+        return frozenset()
+    return frozenset([min(enabled)[1]]) if priority_routing else frozenset(n for _, n in enabled)
+
+
+def _duplicates(states: Mapping[str, EndpointState]) -> dict[int, list[str]]:
+    held: dict[int, list[str]] = defaultdict(list)
+    for n, s in states.items():
+        if s.priority is not None:
+            held[s.priority].append(n)
+    return {p: sorted(ns) for p, ns in held.items() if len(ns) > 1}
+
+
+def order_updates(current: Mapping[str, EndpointState], wanted: Mapping[str, Attrs], *,
+                  priority_routing: bool) -> list[tuple[str, dict[str, Any]]]:
+    """The PATCHes, in order, that take the profile from ``current`` to ``wanted``.
+
+    ``current``: every endpoint of the profile (managed or not); ``wanted``: endpoint name →
+    attributes to hold (``priority``, ``weight``, ``endpoint_status``; ``{}``: keep as it is). Only
+    endpoints named in ``wanted`` are ever written, and those may be moved out of the way for a
+    while. Returns (endpoint, attributes to set) pairs. After each one priorities are unique (an API rule) and, when possible:
+
+    * some endpoint still takes traffic (if one did): endpoints are enabled before others are disabled;
+    * with ``priority_routing``, the endpoint answering DNS goes from the current one straight to the
+      final one, never through a third (which resolvers would cache for the TTL). An endpoint in the
+      way is first parked on a free priority (highest first) and put back later.
+
+    The shortest such order is searched (breadth first, activations tried first); when none exists
+    (an endpoint the binding does not manage sits between), the rules are relaxed in that order:
+    first the straight hand-over, then everything but unique priorities. Raises
+    :class:`OrderingError` when the wanted state itself breaks a rule.
+    """
+    unknown = sorted(set(wanted) - set(current))
+    if unknown:
+        raise OrderingError(f"no endpoint(s) {', '.join(unknown)} in the profile")
+    final = {n: replace(s, **dict(wanted.get(n, {}))) for n, s in current.items()}
+    dups = _duplicates(final)
+    if dups:
+        clash = "; ".join(f"priority {p}: {', '.join(ns)}" for p, ns in sorted(dups.items()))
+        raise OrderingError(f"two endpoints would share a priority ({clash}); give the endpoints this "
+                            "binding does not manage priorities above the bound ones")
+    names = sorted(wanted)
+    if all(final[n].priority == current[n].priority for n in names):  # no priority moves: enable first
+        return [(n, _diff(current[n], final[n])) for n in sorted(names, key=lambda n: _activation_key(n, current, final))
+                if _diff(current[n], final[n])]
+    for rules in (("traffic", "handover"), ("traffic",), ()):
+        found = _search(current, final, names, priority_routing, rules)
+        if found is not None:
+            return found
+    return _unique_only_order(current, final, names)
+
+
+def _activation_key(n: str, state: Mapping[str, EndpointState], final: Mapping[str, EndpointState]) -> tuple[int, int, str]:
+    """Sort key: endpoints being enabled first, those being disabled last, then by final priority."""
+    status = _diff(state[n], final[n]).get("endpoint_status")
+    return ({ENABLED: 0, None: 1, DISABLED: 2}[status], final[n].priority or 0, n)
+
+
+def _diff(a: EndpointState, b: EndpointState) -> dict[str, Any]:
+    return {k: getattr(b, k) for k in ("priority", "weight", "endpoint_status") if getattr(a, k) != getattr(b, k)}
+
+
+def _search(current: Mapping[str, EndpointState], final: Mapping[str, EndpointState], names: list[str],
+            priority_routing: bool, rules: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]] | None:
+    """Breadth-first search for the shortest order of PATCHes that keeps ``rules``; None if none
+    (or the search grows past SEARCH_LIMIT states)."""
+    start, end = _serving(current, priority_routing), _serving(final, priority_routing)
+    used_final = {s.priority for s in final.values()}
+
+    def allowed(nxt: Mapping[str, EndpointState], switched: bool) -> tuple[bool, bool]:
+        serving = _serving(nxt, priority_routing)
+        if "traffic" in rules and start and not serving:
+            return False, switched
+        if "handover" in rules and priority_routing and not serving <= (end if switched else start | end):
+            return False, switched
+        return True, switched or serving == end
+
+    first = dict(current)
+    seen = {(tuple(first[n] for n in names), start == end)}
+    queue: deque[tuple[dict[str, EndpointState], bool, list[tuple[str, dict[str, Any]]]]] = deque(
+        [(first, start == end, [])])
+    while queue and len(seen) < SEARCH_LIMIT:
+        state, switched, path = queue.popleft()
+        if all(state[n] == final[n] for n in names):
+            return path
+        taken = {s.priority for s in state.values()} | used_final
+        park = next((p for p in range(PRIORITY_MAX, 0, -1) if p not in taken), None)
+        for n in sorted(names, key=lambda n: _activation_key(n, state, final)):
+            moves = [_diff(state[n], final[n])]
+            if priority_routing and park is not None and state[n].priority != park:
+                moves.append({"priority": park})
+            for attrs in moves:
+                if not attrs:
+                    continue
+                nxt = {**state, n: replace(state[n], **attrs)}
+                if _duplicates(nxt):
+                    continue
+                ok, now_switched = allowed(nxt, switched)
+                key = (tuple(nxt[m] for m in names), now_switched)
+                if ok and key not in seen:
+                    seen.add(key)
+                    queue.append((nxt, now_switched, path + [(n, attrs)]))
+    return None
+
+
+def _unique_only_order(current: Mapping[str, EndpointState], final: Mapping[str, EndpointState],
+                       names: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Last resort for large profiles: park every endpoint holding a priority another one wants,
+    then give each its final attributes. Priorities stay unique; nothing else is promised."""
+    state, out = dict(current), []
+    wanted_by = {final[n].priority: n for n in names if final[n].priority != current[n].priority}
+    taken = {s.priority for s in current.values()} | {s.priority for s in final.values()}
+    free = [p for p in range(PRIORITY_MAX, 0, -1) if p not in taken]
+    for n in names:
+        if wanted_by.get(state[n].priority, n) != n:
+            if not free:
+                raise OrderingError("no free priority to park an endpoint on while priorities are swapped")
+            state[n] = replace(state[n], priority=free.pop(0))
+            out.append((n, {"priority": state[n].priority}))
+    for n in sorted(names, key=lambda n: _activation_key(n, state, final)):
+        attrs = _diff(state[n], final[n])
+        if attrs:
+            state[n] = final[n]
+            out.append((n, attrs))
+    return out
+
+
+# --------------------------------------------------------------------------- credentials
+class EnvTokenCredential:
+    """A TokenCredential whose bearer token is read from an environment variable at each request
+    (CI, local emulators). The token is never logged or put in an error message."""
+
+    def __init__(self, env_var: str):
+        self.env_var = env_var
+
+    def token(self) -> str:
+        value = os.environ.get(self.env_var, "").strip()
+        if not value:
+            raise TrafficManagerError(
+                f"credentials: token_env, but the environment variable {self.env_var} is not set or empty; "
+                f"export a bearer token for https://management.azure.com there (e.g. `az account "
+                f"get-access-token --query accessToken -o tsv`) or use credentials: default",
+                code="MissingToken")
+        return value
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self.token(), int(time.time()) + 300)
+
+
+# --------------------------------------------------------------------------- the adapter
+class TrafficManagerAdapter(Adapter):
+    kind = "trafficmanager"
+    capabilities = frozenset({Capability.SIMPLE_SWAP, Capability.FAILOVER_RECORDS, Capability.WEIGHTED,
+                              Capability.READ_BACK})
+
+    def __init__(self, connection: TrafficManagerConnection | None = None, *, client: Any = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.connection = connection or TrafficManagerConnection(
+            subscription_id=os.environ.get("AZURE_SUBSCRIPTION_ID", ""))
+        self._client = client
+        self._sleep = sleep
+        self.calls = 0
+        self._bound: dict[str, set[tuple[str, str]]] = defaultdict(set)  # profile -> (type, name) bound
+
+    # ------------------------------------------------------------------ client and retries
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from azure.mgmt.trafficmanager import TrafficManagerManagementClient
+
+            conn = self.connection
+            if not conn.subscription_id:
+                raise TrafficManagerError("no subscription_id: give it in the connection or set "
+                                          "AZURE_SUBSCRIPTION_ID", code="MissingSubscription")
+            if conn.credentials == "token_env":
+                cred: Any = EnvTokenCredential(conn.token_env_var)
+                cred.token()  # fail now, with a clear message, rather than inside the SDK's pipeline
+            else:
+                from azure.identity import DefaultAzureCredential
+
+                cred = DefaultAzureCredential()
+            kwargs: dict[str, Any] = {"retry_total": 0,  # _call owns the retries: bounded, counted, not multiplied
+                                      "connection_timeout": 10, "read_timeout": 60}
+            if conn.ca_bundle:
+                kwargs["connection_verify"] = conn.ca_bundle
+            self._client = TrafficManagerManagementClient(cred, conn.subscription_id,
+                                                          base_url=conn.endpoint_url or None, **kwargs)
+        return self._client
+
+    def _call(self, op: str, resource: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """One API call with bounded retries: 429 after its Retry-After, 5xx and transport errors
+        with jittered backoff; every attempt is counted in ``calls``."""
+        from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError, ServiceRequestError,
+                                           ServiceResponseError)
+
+        attempts = self.connection.max_attempts
+        for attempt in range(1, attempts + 1):
+            self.calls += 1
+            backoff = min(MAX_BACKOFF, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0)
+            try:
+                return fn(*args)
+            except ClientAuthenticationError as exc:
+                if exc.response is None:  # the credential could not get a token
+                    raise TrafficManagerError(
+                        f"{op}: no Azure credentials: {_first_line(exc)}; sign in (`az login`), set "
+                        "AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, or use credentials: token_env",
+                        resource=resource, code="CredentialUnavailable") from None
+                raise self._error(op, resource, exc) from None
+            except HttpResponseError as exc:
+                status = exc.status_code or 0
+                if status == 429 or status >= 500 or getattr(exc.error, "code", None) in RETRYABLE_CODES:
+                    wait = _retry_after(exc.response) if status == 429 else None
+                    if wait is not None and wait > MAX_RETRY_AFTER:
+                        raise self._error(op, resource, exc, f" (Retry-After {wait:.0f}s is longer than the "
+                                          f"{MAX_RETRY_AFTER:.0f}s this adapter waits; try again later)") from None
+                    if attempt < attempts:
+                        self._sleep(wait if wait is not None else backoff)
+                        continue
+                    raise self._error(op, resource, exc, f" (gave up after {attempts} attempt(s))") from None
+                raise self._error(op, resource, exc) from None
+            except (ServiceRequestError, ServiceResponseError) as exc:
+                if attempt < attempts:
+                    self._sleep(backoff)
+                    continue
+                where = self.connection.endpoint_url or "Azure Resource Manager"
+                raise TrafficManagerError(f"{op}: cannot reach {where} after {attempts} attempt(s): "
+                                          f"{_first_line(exc)}", resource=resource, code="ServiceUnreachable") from None
+        raise AssertionError("unreachable")
+
+    def _error(self, op: str, resource: str, exc: Any, note: str = "") -> TrafficManagerError:
+        err = getattr(exc, "error", None)
+        code = getattr(err, "code", None) or f"HTTP{exc.status_code}"
+        message = getattr(err, "message", None) or _first_line(exc)
+        hint = ""
+        if code == "ResourceNotFound" and "/" in resource:
+            rg, _, rest = resource.partition("/")
+            hint = (f"; check resource_group ({rg}) and profile ({rest.split('/')[0]}) in the strategy, and that "
+                    f"subscription {self.connection.subscription_id} holds them")
+        elif code == "ResourceGroupNotFound":
+            hint = f"; check resource_group and subscription_id ({self.connection.subscription_id})"
+        return TrafficManagerError(f"{op} failed: {message.rstrip('.')}{note}{hint}", resource=resource, code=code)
+
+    # ------------------------------------------------------------------ validation (pure)
+    @classmethod
+    def binding_problems(cls, binding: TrafficManagerRouting) -> list[tuple[Any, str]]:
+        out: list[tuple[Any, str]] = []
+        seen: dict[str, str] = {}
+        for name, eb in binding.endpoints.items():
+            other = seen.get(eb.endpoint.lower())
+            if other is not None:
+                out.append((("endpoints", name, "endpoint"),
+                            f"Traffic Manager endpoint {eb.endpoint!r} is already bound to {other!r}; each "
+                            "service endpoint needs its own"))
+            seen.setdefault(eb.endpoint.lower(), name)
+        if binding.mode == "weighted" and binding.active_weight <= binding.inactive_weight:
+            out.append(("active_weight", "must be greater than inactive_weight"))
+        if binding.mode == "priority" and len(binding.endpoints) > PRIORITY_MAX:
+            out.append(("endpoints", f"a priority profile holds at most {PRIORITY_MAX} endpoints"))
+        if not binding.endpoints:
+            out.append(("endpoints", "bind at least one endpoint"))
+        return out
+
+    # ------------------------------------------------------------------ desired state (pure)
+    @staticmethod
+    def scope(binding: TrafficManagerRouting) -> str:
+        return f"{binding.resource_group}/{binding.profile}"
+
+    def _key(self, binding: TrafficManagerRouting, endpoint: str) -> ResourceKey:
+        eb = binding.endpoints[endpoint]
+        self._bound[self.scope(binding)].add((eb.endpoint_type.lower(), eb.endpoint.lower()))
+        return ResourceKey("trafficmanager", self.scope(binding), eb.endpoint, eb.endpoint_type)
+
+    def desired(self, binding: TrafficManagerRouting, assignment: Assignment) -> dict[ResourceKey, Attrs]:
+        active = [ep for ep, w in assignment.items() if w > 0 and ep in binding.endpoints]
+        if not active or (binding.mode == "priority" and len(active) != 1):
+            raise TrafficManagerError(f"{binding.mode} mode needs {'exactly' if binding.mode == 'priority' else 'at least'}"
+                                      f" one active endpoint, got {active}", resource=self.scope(binding))
+        out: dict[ResourceKey, Attrs] = {}
+        rank = {n: i for i, n in enumerate(active + [n for n in binding.endpoints if n not in active], start=1)}
+        for name in binding.endpoints:
+            on = name in active
+            if binding.mode == "priority":
+                attrs: dict[str, Any] = {"priority": rank[name], "endpoint_status": ENABLED}
+            elif binding.mode == "status":
+                attrs = {"endpoint_status": ENABLED if on else DISABLED}
+            else:
+                weight = max(1, min(PRIORITY_MAX, round(assignment[name] * binding.active_weight / 100)))
+                attrs = ({"weight": weight, "endpoint_status": ENABLED} if on
+                         else {"weight": binding.inactive_weight, "endpoint_status": DISABLED})
+            out[self._key(binding, name)] = attrs
+        return out
+
+    def active_of(self, binding: TrafficManagerRouting, current: dict[ResourceKey, Attrs | None]) -> Assignment | None:
+        states = {n: current.get(self._key(binding, n)) for n in binding.endpoints}
+        if any(s is None for s in states.values()):
+            return None
+        enabled = {n: s for n, s in states.items() if s and s.get("endpoint_status") == ENABLED}
+        if not enabled:
+            return None
+        if binding.mode == "priority":
+            if any(s.get("priority") is None for s in enabled.values()):
+                return None
+            return {min(enabled, key=lambda n: enabled[n]["priority"]): 100}
+        if binding.mode == "status":
+            return {n: 100 for n in enabled}
+        if any(s.get("weight") is None for s in enabled.values()):
+            return None
+        return {n: max(1, round(s["weight"] * 100 / binding.active_weight)) for n, s in enabled.items()}
+
+    # ------------------------------------------------------------------ read (I/O: one GET per profile)
+    def read(self, bindings: Sequence[TrafficManagerRouting]) -> dict[ResourceKey, Attrs | None]:
+        by_profile: dict[str, list[TrafficManagerRouting]] = defaultdict(list)
+        for b in bindings:
+            by_profile[self.scope(b)].append(b)
+        out: dict[ResourceKey, Attrs | None] = {}
+        for scope, group in by_profile.items():
+            method, endpoints = self._get_profile(scope)
+            for b in group:
+                need = MODE_METHOD.get(b.mode)
+                if need and method.lower() != need.lower():
+                    raise TrafficManagerError(
+                        f"profile uses the {method} traffic-routing method; mode {b.mode!r} needs {need} "
+                        f"(or use mode 'status')", resource=scope, code="RoutingMethodMismatch")
+                for name in b.endpoints:
+                    k = self._key(b, name)
+                    found = endpoints.get((k.type.lower(), k.name.lower()))
+                    out[k] = {a: found[a] for a in MODE_ATTRS[b.mode]} if found else None
+        return out
+
+    def _get_profile(self, scope: str) -> tuple[str, dict[tuple[str, str], dict[str, Any]]]:
+        """(routing method, {(endpoint type, name) lower: attrs}) of a profile, in one call."""
+        rg, _, name = scope.partition("/")
+        profile = self._call("profiles.get", scope, self.client.profiles.get, rg, name)
+        props = profile.properties
+        endpoints: dict[tuple[str, str], dict[str, Any]] = {}
+        for ep in props.endpoints or []:
+            p = ep.properties
+            etype = str(ep.type or "").rsplit("/", 1)[-1].lower()
+            status = _text(p.endpoint_status) or ENABLED
+            endpoints[(etype, str(ep.name).lower())] = {
+                "name": ep.name, "type": etype, "priority": p.priority, "weight": p.weight,
+                "endpoint_status": ENABLED if status.lower() == "enabled" else DISABLED, "target": p.target,
+                "endpoint_monitor_status": _text(p.endpoint_monitor_status)}
+        return _text(props.traffic_routing_method), endpoints
+
+    # ------------------------------------------------------------------ apply (I/O: ordered PATCHes)
+    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+        start = self.calls
+        receipt = ApplyReceipt()
+        by_profile: dict[str, list[Change]] = defaultdict(list)
+        for c in changes:
+            if c.action == "noop":
+                continue
+            if c.after is None or c.before is None:
+                raise TrafficManagerError(
+                    f"endpoint {c.key.name} ({c.key.type}) is {'absent' if c.before is None else 'to be removed'}; "
+                    "this adapter changes existing endpoints only: create it in the profile first",
+                    resource=f"{c.key.scope}/{c.key.type}/{c.key.name}", code="EndpointMissing")
+            by_profile[c.key.scope].append(c)
+        for scope, group in by_profile.items():
+            receipt.batches.append(self._apply_profile(scope, group))
+        receipt.calls = self.calls - start
+        return receipt
+
+    def _apply_profile(self, scope: str, changes: list[Change]) -> dict[str, Any]:
+        method, endpoints = self._get_profile(scope)
+        by_key = {(c.key.type.lower(), c.key.name.lower()): c for c in changes}
+        missing = [f"{c.key.name} ({c.key.type})" for k, c in by_key.items() if k not in endpoints]
+        if missing:
+            raise TrafficManagerError(f"no endpoint(s) {', '.join(missing)} in the profile", resource=scope,
+                                      code="EndpointMissing")
+        current = {e["name"]: EndpointState(e["priority"], e["weight"], e["endpoint_status"])
+                   for e in endpoints.values()}
+        types = {e["name"]: e["type"] for e in endpoints.values()}
+        # endpoints bound to a service but not changing may step aside and come back (see order_updates)
+        wanted: dict[str, dict[str, Any]] = {endpoints[k]["name"]: {} for k in self._bound[scope] if k in endpoints}
+        wanted.update({endpoints[k]["name"]: dict(c.after or {}) for k, c in by_key.items()})
+        try:
+            steps = order_updates(current, wanted, priority_routing=method.lower() == "priority")
+        except OrderingError as exc:
+            raise TrafficManagerError(str(exc), resource=scope, code="InvalidTargetState") from None
+        rg, _, profile = scope.partition("/")
+        for name, attrs in steps:
+            etype = types[name][0].upper() + types[name][1:]  # externalEndpoints -> ExternalEndpoints
+            body = {"properties": {REST_NAMES[k]: v for k, v in attrs.items()}}
+            self._call("endpoints.update", f"{scope}/{etype}/{name}", self.client.endpoints.update,
+                       rg, profile, etype, name, body)
+        return {"profile": scope, "updates": [{"endpoint": n, "set": a} for n, a in steps]}
+
+
+def _retry_after(response: Any) -> float | None:
+    """Seconds to wait from Retry-After (seconds or an HTTP date) or retry-after-ms/x-ms-retry-after-ms."""
+    headers = {k.lower(): v for k, v in (getattr(response, "headers", None) or {}).items()}
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if not value:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None
+            return max(0.0, when.timestamp() - time.time())
+    return None
+
+
+def _text(value: Any) -> str:
+    """An SDK enum member or a string, as the API's string ("" for None)."""
+    return "" if value is None else str(getattr(value, "value", value))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
