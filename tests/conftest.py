@@ -189,3 +189,14 @@ def clouddns_emulator() -> Iterator["object"]:
     emulator = CloudDnsEmulator().start()
     yield emulator
     emulator.stop()
+
+
+# --------------------------------------------------------------------------- Azure Traffic Manager emulator
+@pytest.fixture
+def trafficmanager_emulator() -> Iterator["TrafficManagerEmulator"]:  # noqa: F821 - imported lazily
+    """A running :class:`TrafficManagerEmulator` (tests/emulators/trafficmanager.py): ARM Traffic
+    Manager over HTTPS on 127.0.0.1, its CA in ``.ca_file``. Stopped after the test."""
+    from emulators.trafficmanager import TrafficManagerEmulator
+
+    with TrafficManagerEmulator() as emulator:
+        yield emulator

@@ -35,7 +35,7 @@ from .model import Observer
 from .monitor_metrics import MonitorMetrics
 from .quorum import InMemoryExchange, ObserverReport, VerdictExchange, aggregate, endpoint_key, self_partitioned
 from .scheduler import ProbeScheduler, ScheduledProbe
-from .selection import select_target
+from .selection import SimpleVerdict, select_target
 from .signals import SignalTracker
 from .state import record_detection
 
@@ -94,8 +94,11 @@ class LocalObserver:
 
     def report(self, now: float) -> ObserverReport:
         verdicts = {k: t.verdict for k, t in self.trackers.items()}
-        latest = {k: v for k, v in verdicts.items() if v.last is not None}
-        partitioned = bool(latest) and self_partitioned(latest, list(self.control_ok.values()))
+        # judged on verdicts (thresholds crossed), not on one lost probe, so a single blip on a
+        # standby while the primary is down does not make this observer abstain
+        judged = {k: SimpleVerdict(v.health.value, v.reason) for k, v in verdicts.items()
+                  if v.health is not Health.unknown}
+        partitioned = bool(judged) and self_partitioned(judged, list(self.control_ok.values()))
         payload = {k: {"health": v.health.value, "reason": v.reason, "at": v.last.at if v.last else now,
                        "first_failure_at": v.first_failure_at, "detected_at": v.detected_at,
                        "first_success_at": v.first_success_at, "recovered_at": v.recovered_at,
@@ -146,7 +149,11 @@ class Monitor:
         tasks = [asyncio.create_task(o.scheduler.run(sched_stop)) for o in self.observers]
         try:
             while not stop.is_set():
-                self.tick(time.time())
+                try:
+                    self.tick(time.time())
+                except Exception as exc:  # noqa: BLE001 - one bad tick must not end the watch
+                    self.events.append("monitor_error", None, error=repr(exc))
+                    self.log(f"monitor: error in a tick, going on: {exc!r}")
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=self.tick_interval)
                 except asyncio.TimeoutError:
@@ -285,8 +292,18 @@ class Monitor:
         if out.status == "succeeded" and out.plan is not None:
             watch.active = dict(out.plan.target)
             watch.last_attempt = None
+        elif out.status == "refused" and watch.last_attempt and any("cooldown" in e for e in out.errors):
+            self._retry_after_cooldown(name, watch)
         elif out.status in ("rolled_back", "rollback_failed", "noop") and name in self.loaded.strategy.services:
             self._read_active(name)
+
+    def _retry_after_cooldown(self, name: str, watch: ServiceWatch) -> None:
+        """A cooldown refusal is retried as soon as the cooldown ends, not after retry_after."""
+        last = self.engine.store.load(name).last_switch_at
+        if last is None or watch.last_attempt is None:
+            return
+        ends = last + self.loaded.strategy.services[name].policy.cooldown
+        watch.last_attempt = (watch.last_attempt[0], ends + 0.05 - self.retry_after)
 
     def _read_active(self, name: str) -> None:
         try:
@@ -296,15 +313,23 @@ class Monitor:
             self.watches[name].active = None
 
     def _read_active_all(self) -> None:
-        for name in self.watches:
-            self._read_active(name)
+        """One batched read per adapter for every service (not one read per service)."""
+        try:
+            observed = self.engine.observe_many(list(self.watches))
+        except FailoverError as exc:
+            self.events.append("monitor_read_error", None, error=str(exc))
+            return
+        for name, obs in observed.items():
+            self.watches[name].active = obs.active
 
     # ------------------------------------------------------------------ reload
-    def _stat(self) -> float | None:
+    def _stat(self) -> tuple[int, int, int] | None:
+        """What changes when the file is edited or replaced (mtime alone misses quick edits)."""
         try:
-            return self.path.stat().st_mtime
+            st = self.path.stat()
         except OSError:
             return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
 
     def _maybe_reload(self) -> None:
         mtime = self._stat()

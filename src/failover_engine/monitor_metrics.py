@@ -35,7 +35,13 @@ class MonitorMetrics:
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Serve ``/metrics`` on ``addr:port`` from a daemon thread until :meth:`close`."""
-        self._server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        try:
+            self._server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        except OSError as exc:
+            from .errors import FailoverError
+
+            raise FailoverError(f"cannot serve metrics on {addr}:{port}: {exc.strerror or exc} "
+                                "(is another monitor running? use --metrics-port)") from None
 
     def close(self) -> None:
         """Stop serving and free the port (a monitor restarted in the same process can bind it again)."""

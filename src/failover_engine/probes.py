@@ -55,6 +55,7 @@ class FailureKind(str, Enum):
     answer = "answer"  # a DNS answer lacks an expected value
     exit = "exit"  # a command probe exited with a code not in expect_exit
     check = "check"  # a Python probe returned False
+    reset = "reset"  # the connection was reset by the peer (e.g. a firewall or a partition)
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,9 @@ def _classify(exc: BaseException, timeout: float) -> Failure:
     codes = _errnos(exc)
     if isinstance(exc, ConnectionRefusedError) or (codes and codes <= {errno.ECONNREFUSED}):
         return FailureKind.refused, "connection refused"
+    if isinstance(exc, ConnectionResetError) or (codes and codes <= {errno.ECONNRESET}) \
+            or "reset by peer" in str(exc).lower():
+        return FailureKind.reset, "connection reset by peer"
     return FailureKind.error, f"{type(exc).__name__}: {exc}".rstrip(": ")
 
 

@@ -216,6 +216,8 @@ class TrafficManagerEmulator:
         """Answer ``count`` API requests with ``status`` (429 or 5xx), after letting ``after`` matching
         requests through. ``method`` limits it to one HTTP method. A failed request changes nothing.
         ``fail_next(1, 500, after=2)``: the third request answers 500."""
+        if count < 1 or not (status == 429 or 500 <= status <= 599):
+            raise ValueError("fail_next needs count >= 1 and a status of 429 or 5xx")
         with self._lock:
             self._faults.append(_Fault(count, status, after, retry_after, method.upper() if method else None, code))
 

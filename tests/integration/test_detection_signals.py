@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+
+from failover_engine.probes import FailureKind
 import yaml
 
 from failover_engine.health import Health
@@ -27,8 +29,7 @@ from failover_engine.signals import EndpointVerdict, SignalTracker
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 KEY = "shop/use1"
-NO_FAILURES = dict.fromkeys(("timeout", "refused", "dns", "tls", "status", "body", "slow", "error",
-                             "header", "answer", "exit", "check"), 0)
+NO_FAILURES = {kind.value: 0 for kind in FailureKind if kind is not FailureKind.none}
 
 
 # --------------------------------------------------------------------------- helpers

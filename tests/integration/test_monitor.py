@@ -72,17 +72,7 @@ def save(path: Path, data: dict[str, Any]) -> None:
 
 
 def partition(region: RegionServer, sources: set[str]) -> None:
-    """``region.partition(sources)``, retried while it hits a race of the lab: ``drop_connections``
-    may join a connection thread that ``process_request`` registered but has not started yet
-    (RuntimeError; lab/regions.py). The partition itself is already in place when that happens."""
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            return region.partition(sources)
-        except RuntimeError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)  # let the server thread start the connection's thread
+    region.partition(sources)
 
 
 def three_observers(data: dict[str, Any], **monitoring: Any) -> None:

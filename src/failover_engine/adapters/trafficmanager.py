@@ -14,7 +14,9 @@ If-Match, and what a profile PATCH does with ``endpoints[]`` is not documented. 
 orders the PATCHes (:func:`order_updates`) so that every intermediate state is valid for the API
 (priorities unique, 1-1000) and never drops traffic: endpoints are enabled before others are
 disabled, an endpoint in the way of a priority is first parked on a free priority, and in a
-Priority profile the endpoint answering DNS goes from the old one straight to the new one.
+Priority profile the endpoint answering DNS goes from the old one straight to the new one (the
+hand-over is one PATCH; with two endpoints: park the old primary, promote the standby, put the
+old primary behind it).
 ``ATOMIC_BATCH`` is therefore not declared. The profile is read again just before writing, so
 the order is computed from what Azure holds, not from a plan that may be minutes old.
 """
@@ -24,8 +26,9 @@ import email.utils
 import os
 import random
 import time
-from collections import defaultdict, deque
-from dataclasses import dataclass, replace
+from collections import defaultdict
+from contextlib import suppress
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import TrafficManagerError
@@ -42,7 +45,6 @@ MODE_ATTRS = {"priority": ("priority", "endpoint_status"), "status": ("endpoint_
               "weighted": ("weight", "endpoint_status")}
 MODE_METHOD = {"priority": "Priority", "weighted": "Weighted"}  # status mode works with any method
 ENABLED, DISABLED = "Enabled", "Disabled"
-SEARCH_LIMIT = 20000     # states explored when ordering updates; beyond, a simpler order is used
 
 
 # --------------------------------------------------------------------------- update ordering (pure)
@@ -81,18 +83,19 @@ def order_updates(current: Mapping[str, EndpointState], wanted: Mapping[str, Att
 
     ``current``: every endpoint of the profile (managed or not); ``wanted``: endpoint name →
     attributes to hold (``priority``, ``weight``, ``endpoint_status``; ``{}``: keep as it is). Only
-    endpoints named in ``wanted`` are ever written, and those may be moved out of the way for a
-    while. Returns (endpoint, attributes to set) pairs. After each one priorities are unique (an API rule) and, when possible:
+    endpoints named in ``wanted`` are ever written, and those may step aside for a while. Returns
+    (endpoint, attributes to set) pairs. After each one priorities are unique (an API rule) and,
+    whenever some order allows it:
 
-    * some endpoint still takes traffic (if one did): endpoints are enabled before others are disabled;
-    * with ``priority_routing``, the endpoint answering DNS goes from the current one straight to the
-      final one, never through a third (which resolvers would cache for the TTL). An endpoint in the
-      way is first parked on a free priority (highest first) and put back later.
+    * traffic is never dropped: some endpoint still takes traffic (if one did before);
+    * with ``priority_routing`` the endpoint answering DNS goes from the current one straight to
+      the final one, never through a third (resolvers would cache it for the TTL): an endpoint in
+      the way is parked on a free priority (highest first) and put back afterwards.
 
-    The shortest such order is searched (breadth first, activations tried first); when none exists
-    (an endpoint the binding does not manage sits between), the rules are relaxed in that order:
-    first the straight hand-over, then everything but unique priorities. Raises
-    :class:`OrderingError` when the wanted state itself breaks a rule.
+    Each constructed order is checked step by step against these rules. When none keeps them (an
+    endpoint the binding does not manage sits in the way), the hand-over rule is dropped, then the
+    traffic rule; unique priorities always hold. Raises :class:`OrderingError` when the wanted
+    state itself breaks a rule.
     """
     unknown = sorted(set(wanted) - set(current))
     if unknown:
@@ -104,73 +107,133 @@ def order_updates(current: Mapping[str, EndpointState], wanted: Mapping[str, Att
         raise OrderingError(f"two endpoints would share a priority ({clash}); give the endpoints this "
                             "binding does not manage priorities above the bound ones")
     names = sorted(wanted)
-    if all(final[n].priority == current[n].priority for n in names):  # no priority moves: enable first
-        return [(n, _diff(current[n], final[n])) for n in sorted(names, key=lambda n: _activation_key(n, current, final))
-                if _diff(current[n], final[n])]
-    for rules in (("traffic", "handover"), ("traffic",), ()):
-        found = _search(current, final, names, priority_routing, rules)
-        if found is not None:
-            return found
-    return _unique_only_order(current, final, names)
+    plans: list[list[tuple[str, dict[str, Any]]]] = []
+    if all(final[n].priority == current[n].priority for n in names):
+        plans.append(_in_place_order(current, final, names))
+    else:
+        if priority_routing:
+            with suppress(OrderingError):
+                plans.append(_handover_order(current, final, names))
+        plans.append(_unique_only_order(current, final, names))
+    for rules in (("traffic", "handover"), ("traffic",)):
+        for plan in plans:
+            if _keeps(current, final, plan, priority_routing, rules):
+                return plan
+    return plans[-1]
 
 
 def _activation_key(n: str, state: Mapping[str, EndpointState], final: Mapping[str, EndpointState]) -> tuple[int, int, str]:
-    """Sort key: endpoints being enabled first, those being disabled last, then by final priority."""
+    """Endpoints being enabled first (lowest final priority first), those being disabled last (the
+    one answering DNS last of all), the rest in between."""
     status = _diff(state[n], final[n]).get("endpoint_status")
-    return ({ENABLED: 0, None: 1, DISABLED: 2}[status], final[n].priority or 0, n)
+    if status == DISABLED:
+        return (2, -(state[n].priority or 0), n)
+    return (0 if status == ENABLED else 1, final[n].priority or 0, n)
 
 
 def _diff(a: EndpointState, b: EndpointState) -> dict[str, Any]:
     return {k: getattr(b, k) for k in ("priority", "weight", "endpoint_status") if getattr(a, k) != getattr(b, k)}
 
 
-def _search(current: Mapping[str, EndpointState], final: Mapping[str, EndpointState], names: list[str],
-            priority_routing: bool, rules: tuple[str, ...]) -> list[tuple[str, dict[str, Any]]] | None:
-    """Breadth-first search for the shortest order of PATCHes that keeps ``rules``; None if none
-    (or the search grows past SEARCH_LIMIT states)."""
+def _in_place_order(current: Mapping[str, EndpointState], final: Mapping[str, EndpointState],
+                    names: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """No priority moves (status and weight only): enable first, disable last."""
+    return [(n, _diff(current[n], final[n])) for n in sorted(names, key=lambda n: _activation_key(n, current, final))
+            if _diff(current[n], final[n])]
+
+
+def _keeps(current: Mapping[str, EndpointState], final: Mapping[str, EndpointState],
+           plan: list[tuple[str, dict[str, Any]]], priority_routing: bool, rules: tuple[str, ...]) -> bool:
+    """Does ``plan`` reach ``final`` with unique priorities at every step, keeping ``rules``?"""
+    state = dict(current)
     start, end = _serving(current, priority_routing), _serving(final, priority_routing)
-    used_final = {s.priority for s in final.values()}
-
-    def allowed(nxt: Mapping[str, EndpointState], switched: bool) -> tuple[bool, bool]:
-        serving = _serving(nxt, priority_routing)
-        if "traffic" in rules and start and not serving:
-            return False, switched
+    switched = start == end
+    for name, attrs in plan:
+        state[name] = replace(state[name], **attrs)
+        serving = _serving(state, priority_routing)
+        if _duplicates(state) or ("traffic" in rules and start and not serving):
+            return False
         if "handover" in rules and priority_routing and not serving <= (end if switched else start | end):
-            return False, switched
-        return True, switched or serving == end
+            return False
+        switched = switched or serving == end
+    return state == dict(final)
 
-    first = dict(current)
-    seen = {(tuple(first[n] for n in names), start == end)}
-    queue: deque[tuple[dict[str, EndpointState], bool, list[tuple[str, dict[str, Any]]]]] = deque(
-        [(first, start == end, [])])
-    while queue and len(seen) < SEARCH_LIMIT:
-        state, switched, path = queue.popleft()
-        if all(state[n] == final[n] for n in names):
-            return path
-        taken = {s.priority for s in state.values()} | used_final
-        park = next((p for p in range(PRIORITY_MAX, 0, -1) if p not in taken), None)
-        for n in sorted(names, key=lambda n: _activation_key(n, state, final)):
-            moves = [_diff(state[n], final[n])]
-            if priority_routing and park is not None and state[n].priority != park:
-                moves.append({"priority": park})
-            for attrs in moves:
-                if not attrs:
-                    continue
-                nxt = {**state, n: replace(state[n], **attrs)}
-                if _duplicates(nxt):
-                    continue
-                ok, now_switched = allowed(nxt, switched)
-                key = (tuple(nxt[m] for m in names), now_switched)
-                if ok and key not in seen:
-                    seen.add(key)
-                    queue.append((nxt, now_switched, path + [(n, attrs)]))
-    return None
+
+def _handover_order(current: Mapping[str, EndpointState], final: Mapping[str, EndpointState],
+                    names: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Priority routing: clear the way for the new top endpoint, hand over in one PATCH, then tidy."""
+    state, out = dict(current), []
+    slots = [p for p in range(PRIORITY_MAX, 0, -1)
+             if p not in {s.priority for s in current.values()} | {s.priority for s in final.values()}]
+
+    def move(n: str, attrs: Mapping[str, Any]) -> None:
+        change = {k: v for k, v in attrs.items() if getattr(state[n], k) != v}
+        if change:
+            state[n] = replace(state[n], **change)
+            out.append((n, change))
+
+    def park(n: str) -> None:
+        if n not in names or not slots:
+            raise OrderingError(f"cannot move {n} out of the way")
+        move(n, {"priority": slots.pop(0)})
+
+    def holder(p: int | None, but: str) -> str | None:
+        return next((m for m, s in state.items() if s.priority == p and m != but), None)
+
+    def top(states: Mapping[str, EndpointState]) -> str | None:
+        return next(iter(_serving(states, True)), None)
+
+    old, new = top(current), top(final)
+    if old is not None and new is not None and old != new:
+        if new not in names:
+            raise OrderingError(f"endpoint {new} is not managed")
+        for n in names:  # 1. enabled endpoints between the two step aside
+            if n not in (old, new) and state[n].endpoint_status == ENABLED and \
+                    (state[n].priority or 0) < (state[new].priority or PRIORITY_MAX + 1):
+                park(n)
+        others = [s.priority or 0 for m, s in state.items() if m not in (old, new) and s.endpoint_status == ENABLED]
+        ceiling = min(others, default=PRIORITY_MAX + 1)
+        goal, here = final[new].priority, state[new].priority
+        blocker = holder(goal, new)
+        if blocker is not None and blocker != old and blocker in names:
+            park(blocker)  # disabled, or behind the old endpoint: parking it moves no traffic
+        if goal is not None and holder(goal, new) is None and goal < ceiling:
+            pick = goal
+        elif here is not None and here < ceiling:
+            pick = here
+        else:  # 2. the new endpoint just behind the old one
+            low = (state[old].priority or 0) + 1
+            pick = next((p for p in range(low, min(ceiling, PRIORITY_MAX + 1)) if holder(p, new) is None), None)
+            if pick is None:
+                raise OrderingError("no free priority between the old and the new endpoint")
+        move(new, {"priority": pick, "endpoint_status": ENABLED})
+        if top(state) == old:  # 3. the hand-over: the old endpoint leaves the top
+            if old not in names:
+                raise OrderingError(f"endpoint {old} is not managed")
+            target = final[old]
+            if holder(target.priority, old) is None and top({**state, old: target}) == new:
+                move(old, asdict(target))
+            else:
+                park(old)
+    if new is not None and new in names and state[new] != final[new]:  # 4. the new endpoint settles
+        blocker = holder(final[new].priority, new)
+        if blocker is not None:
+            park(blocker)
+        move(new, asdict(final[new]))
+    rest = [n for n in names if state[n] != final[n]]
+    wanted_by = {final[n].priority: n for n in rest}
+    for n in rest:  # 5. the others: out of each other's way, then home
+        if wanted_by.get(state[n].priority, n) != n:
+            park(n)
+    for n in sorted(rest, key=lambda n: _activation_key(n, state, final)):
+        move(n, asdict(final[n]))
+    return out
 
 
 def _unique_only_order(current: Mapping[str, EndpointState], final: Mapping[str, EndpointState],
                        names: list[str]) -> list[tuple[str, dict[str, Any]]]:
-    """Last resort for large profiles: park every endpoint holding a priority another one wants,
-    then give each its final attributes. Priorities stay unique; nothing else is promised."""
+    """Park every endpoint holding a priority another one wants, then give each its final
+    attributes (enabling first). Priorities stay unique; nothing else is promised."""
     state, out = dict(current), []
     wanted_by = {final[n].priority: n for n in names if final[n].priority != current[n].priority}
     taken = {s.priority for s in current.values()} | {s.priority for s in final.values()}
@@ -349,10 +412,11 @@ class TrafficManagerAdapter(Adapter):
                 attrs: dict[str, Any] = {"priority": rank[name], "endpoint_status": ENABLED}
             elif binding.mode == "status":
                 attrs = {"endpoint_status": ENABLED if on else DISABLED}
-            else:
+            elif on:
                 weight = max(1, min(PRIORITY_MAX, round(assignment[name] * binding.active_weight / 100)))
-                attrs = ({"weight": weight, "endpoint_status": ENABLED} if on
-                         else {"weight": binding.inactive_weight, "endpoint_status": DISABLED})
+                attrs = {"weight": weight, "endpoint_status": ENABLED}
+            else:
+                attrs = {"weight": binding.inactive_weight, "endpoint_status": DISABLED}
             out[self._key(binding, name)] = attrs
         return out
 

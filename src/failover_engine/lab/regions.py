@@ -57,9 +57,9 @@ class _RegionHTTPServer(HTTPServer):
             return
         thread = threading.Thread(target=self._serve_connection, args=(request, client_address),
                                   name=f"region-{self.region.name}-conn", daemon=True)
-        with self._conns_lock:
+        with self._conns_lock:  # start under the lock: drop_connections never joins an unstarted thread
             self._conns[request] = thread
-        thread.start()
+            thread.start()
 
     def _serve_connection(self, request: Any, client_address: Any) -> None:
         try:
