@@ -73,20 +73,24 @@ class _Model(BaseModel):
 
 
 # --------------------------------------------------------------------------- probes
-def _ip_and_port(v: str) -> None:
-    """Accept 'IP', 'IP:port' (IPv4) or '[IPv6]:port'; raise ValueError otherwise."""
-    host, port = v, None
-    if v.startswith("["):
-        host, _, rest = v[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else None
-    elif v.count(":") == 1:
-        host, port = v.split(":")
+def parse_nameserver(text: str) -> tuple[str, int]:
+    """'192.0.2.1', '192.0.2.1:5353', '2001:db8::1' or '[2001:db8::1]:5353' -> (ip, port).
+
+    Raises ValueError naming the value for anything else."""
+    host, port = text.strip(), "53"
+    if host.startswith("["):
+        host, _, rest = host[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else port
+    elif host.count(":") == 1:
+        host, port = host.split(":")
     try:
         ipaddress.ip_address(host)
+        number = int(port)
     except ValueError:
-        raise ValueError(f"nameserver must be 'IP', 'IP:port' or '[IPv6]:port', not {v!r}") from None
-    if port is not None and not (port.isdigit() and 1 <= int(port) <= 65535):
-        raise ValueError(f"invalid port in nameserver {v!r}")
+        raise ValueError(f"invalid nameserver {text!r}: use 'IP', 'IP:port' or '[IPv6]:port'") from None
+    if not 0 < number < 65536:
+        raise ValueError(f"invalid nameserver {text!r}: port out of range")
+    return host, number
 
 
 _STATUS_RANGE = re.compile(r"^([1-5])xx$|^(\d{3})-(\d{3})$")
@@ -163,7 +167,7 @@ class DnsProbe(_Model):
     @classmethod
     def _nameserver(cls, v: str | None) -> str | None:
         if v is not None:
-            _ip_and_port(v)
+            parse_nameserver(v)
         return v
     expect: list[str] = Field(default_factory=list, description="values the answer must contain (empty: any answer)")
 

@@ -28,7 +28,7 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
-from .model import CommandProbe, DnsProbe, PythonProbe
+from .model import CommandProbe, DnsProbe, PythonProbe, parse_nameserver
 from .probes import Failure, FailureKind, ProbeFailed
 
 STDERR_TAIL = 4096
@@ -50,30 +50,15 @@ async def run_kind(spec: DnsProbe | CommandProbe | PythonProbe, *, timeout: floa
 
 
 # --------------------------------------------------------------------------- DNS
-def parse_nameserver(text: str) -> tuple[str, int]:
-    """'192.0.2.1', '192.0.2.1:5353', '2001:db8::1' or '[2001:db8::1]:5353' -> (ip, port)."""
-    host, port = text.strip(), "53"
-    if host.startswith("["):
-        host, _, rest = host[1:].partition("]")
-        port = rest[1:] if rest.startswith(":") else port
-    elif host.count(":") == 1:
-        host, port = host.split(":")
-    try:
-        ipaddress.ip_address(host)
-        number = int(port)
-    except ValueError:
-        raise ProbeFailed(FailureKind.error, f"invalid nameserver {text!r}: use 'IP' or 'IP:port'") from None
-    if not 0 < number < 65536:
-        raise ProbeFailed(FailureKind.error, f"invalid nameserver {text!r}: port out of range")
-    return host, number
-
-
 @functools.lru_cache(maxsize=256)
 def _resolver(nameserver: str | None) -> dns.asyncresolver.Resolver:
     """A resolver per nameserver (the system's when None); shared, it keeps no per-query state."""
     if nameserver is None:
         return dns.asyncresolver.Resolver(configure=True)
-    ip, port = parse_nameserver(nameserver)
+    try:
+        ip, port = parse_nameserver(nameserver)
+    except ValueError as exc:  # the model checks it at load; a model_construct()ed spec may not be
+        raise ProbeFailed(FailureKind.error, str(exc)) from None
     resolver = dns.asyncresolver.Resolver(configure=False)
     resolver.nameservers = [ip]
     resolver.port = port

@@ -29,7 +29,7 @@ from failover_engine.detection import probe_service, wait_for
 from failover_engine.errors import ProbeConfigError, UnknownEndpointError
 from failover_engine.health import Health
 from failover_engine.model import CommandProbe, DnsProbe, HttpProbe, PythonProbe, Service, TcpProbe
-from failover_engine.probe_kinds import parse_nameserver
+from failover_engine.model import parse_nameserver
 from failover_engine.probes import FailureKind, ProbeFailed, cert_not_after, probe_all, probe_many, probe_once
 
 pytestmark = pytest.mark.integration
@@ -385,8 +385,9 @@ def test_tls_min_days_reports_an_expired_certificate(https_server):
     assert (result.kind, result.reason.split(" (")[0]) == (FailureKind.tls, "certificate expired 4 days ago")
 
 
-def test_tls_min_days_is_ignored_for_plain_http(local_http_server):
-    assert probe_once(http(local_http_server().url, tls_min_days=30), timeout=TIMEOUT).ok
+def test_tls_min_days_on_plain_http_is_refused_at_load(local_http_server):
+    with pytest.raises(ValueError, match="tls_min_days needs an https:// URL"):
+        http(local_http_server().url, tls_min_days=30)
 
 
 def test_cert_not_after_reads_der(tmp_path):
@@ -568,10 +569,13 @@ def test_parse_nameserver(text, parsed):
 
 
 @pytest.mark.parametrize("text", ["ns1.example.com", "192.0.2.1:dns", "192.0.2.1:70000"])
-def test_invalid_nameserver_is_an_error_result(text):
-    with pytest.raises(ProbeFailed, match="invalid nameserver"):
+def test_invalid_nameserver_is_refused_at_load_and_an_error_result_at_run(text):
+    with pytest.raises(ValueError, match="invalid nameserver"):
         parse_nameserver(text)
-    result = probe_once(DnsProbe(name="app.test", nameserver=text), timeout=TIMEOUT)
+    with pytest.raises(ValueError, match="invalid nameserver"):
+        DnsProbe(name="app.test", nameserver=text)
+    result = probe_once(DnsProbe.model_construct(type="dns", name="app.test", record_type="A",
+                                                 nameserver=text, expect=[]), timeout=TIMEOUT)
     assert (result.kind, result.latency_ms) == (FailureKind.error, None)
 
 
@@ -757,4 +761,4 @@ def test_sync_python_probes_run_in_threads(checks_module):
 
 def test_new_failure_kinds_are_appended():
     assert [k.value for k in FailureKind] == ["none", "timeout", "refused", "dns", "tls", "status", "body", "slow",
-                                              "error", "header", "answer", "exit", "check"]
+                                              "error", "header", "answer", "exit", "check", "reset"]

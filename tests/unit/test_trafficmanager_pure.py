@@ -28,7 +28,8 @@ from failover_engine.adapters.trafficmanager import (
     _retry_after,
     order_updates,
 )
-from failover_engine.errors import AdapterError, TrafficManagerError
+from failover_engine.errors import AdapterError, StrategyError, TrafficManagerError
+from failover_engine.loader import parse_strategy
 from failover_engine.model import TrafficManagerConnection, TrafficManagerEndpointBinding, TrafficManagerRouting
 from failover_engine.plan import Change, ResourceKey
 
@@ -150,6 +151,26 @@ def test_binding_problems_reports_every_reason():
             "service endpoint needs its own") in problems  # names are case-insensitive, whatever the type
     assert ("active_weight", "must be greater than inactive_weight") in problems
     assert len(problems) == 2
+
+
+def test_a_strategy_reports_the_binding_problems_with_their_place():
+    text = """
+version: 1
+services:
+  shop:
+    endpoints:
+      - {name: east, role: primary, region: eastus}
+      - {name: west.1, role: standby, region: westus}
+    routing:
+      - {adapter: trafficmanager, resource_group: rg, profile: p, mode: weighted, active_weight: 5,
+         inactive_weight: 5, endpoints: {east: {endpoint: same}, west.1: {endpoint: SAME}}}
+"""
+    with pytest.raises(StrategyError) as exc:
+        parse_strategy(text)
+    msg = str(exc.value)
+    assert "2 problem(s)" in msg
+    assert "services.shop.routing[0].endpoints.west.1.endpoint" in msg and "already bound to 'east'" in msg
+    assert "services.shop.routing[0].active_weight" in msg
 
 
 @pytest.mark.parametrize("b", [binding("priority"), binding("status", ("a", "b", "c")),

@@ -45,6 +45,7 @@ MODE_ATTRS = {"priority": ("priority", "endpoint_status"), "status": ("endpoint_
               "weighted": ("weight", "endpoint_status")}
 MODE_METHOD = {"priority": "Priority", "weighted": "Weighted"}  # status mode works with any method
 ENABLED, DISABLED = "Enabled", "Disabled"
+ENDPOINT_TYPES = {t.lower(): t for t in ("AzureEndpoints", "ExternalEndpoints", "NestedEndpoints")}
 
 
 # --------------------------------------------------------------------------- update ordering (pure)
@@ -159,97 +160,102 @@ def _keeps(current: Mapping[str, EndpointState], final: Mapping[str, EndpointSta
     return state == dict(final)
 
 
+class _Moves:
+    """A profile being rearranged on paper, and the PATCHes that got it there."""
+
+    def __init__(self, current: Mapping[str, EndpointState], final: Mapping[str, EndpointState], names: list[str]):
+        self.state, self.final, self.names = dict(current), final, names
+        self.out: list[tuple[str, dict[str, Any]]] = []
+        used = {s.priority for s in current.values()} | {s.priority for s in final.values()}
+        self.slots = [p for p in range(PRIORITY_MAX, 0, -1) if p not in used]  # parking, highest first
+
+    def move(self, n: str, attrs: Mapping[str, Any]) -> None:
+        change = {k: v for k, v in attrs.items() if getattr(self.state[n], k) != v}
+        if change:
+            self.state[n] = replace(self.state[n], **change)
+            self.out.append((n, change))
+
+    def home(self, n: str) -> None:
+        self.move(n, asdict(self.final[n]))
+
+    def park(self, n: str) -> None:
+        if n not in self.names or not self.slots:
+            raise OrderingError(f"no way to move {n} out of the way (not managed, or no free priority)")
+        self.move(n, {"priority": self.slots.pop(0)})
+
+    def holder(self, priority: int | None, but: str) -> str | None:
+        return next((m for m, s in self.state.items() if s.priority == priority and m != but), None)
+
+    def rest_home(self) -> list[tuple[str, dict[str, Any]]]:
+        """Park whoever sits on a priority another endpoint wants, then send everyone home."""
+        rest = [n for n in self.names if self.state[n] != self.final[n]]
+        wanted_by = {self.final[n].priority: n for n in rest}
+        for n in rest:
+            if wanted_by.get(self.state[n].priority, n) != n:
+                self.park(n)
+        for n in sorted(rest, key=lambda n: _activation_key(n, self.state, self.final)):
+            self.home(n)
+        return self.out
+
+
+def _top(states: Mapping[str, EndpointState]) -> str | None:
+    return next(iter(_serving(states, True)), None)
+
+
 def _handover_order(current: Mapping[str, EndpointState], final: Mapping[str, EndpointState],
                     names: list[str]) -> list[tuple[str, dict[str, Any]]]:
     """Priority routing: clear the way for the new top endpoint, hand over in one PATCH, then tidy."""
-    state, out = dict(current), []
-    slots = [p for p in range(PRIORITY_MAX, 0, -1)
-             if p not in {s.priority for s in current.values()} | {s.priority for s in final.values()}]
-
-    def move(n: str, attrs: Mapping[str, Any]) -> None:
-        change = {k: v for k, v in attrs.items() if getattr(state[n], k) != v}
-        if change:
-            state[n] = replace(state[n], **change)
-            out.append((n, change))
-
-    def park(n: str) -> None:
-        if n not in names or not slots:
-            raise OrderingError(f"cannot move {n} out of the way")
-        move(n, {"priority": slots.pop(0)})
-
-    def holder(p: int | None, but: str) -> str | None:
-        return next((m for m, s in state.items() if s.priority == p and m != but), None)
-
-    def top(states: Mapping[str, EndpointState]) -> str | None:
-        return next(iter(_serving(states, True)), None)
-
-    old, new = top(current), top(final)
+    m = _Moves(current, final, names)
+    old, new = _top(current), _top(final)
     if old is not None and new is not None and old != new:
-        if new not in names:
-            raise OrderingError(f"endpoint {new} is not managed")
-        for n in names:  # 1. enabled endpoints between the two step aside
-            if n not in (old, new) and state[n].endpoint_status == ENABLED and \
-                    (state[n].priority or 0) < (state[new].priority or PRIORITY_MAX + 1):
-                park(n)
-        others = [s.priority or 0 for m, s in state.items() if m not in (old, new) and s.endpoint_status == ENABLED]
-        ceiling = min(others, default=PRIORITY_MAX + 1)
-        goal, here = final[new].priority, state[new].priority
-        blocker = holder(goal, new)
-        if blocker is not None and blocker != old and blocker in names:
-            park(blocker)  # disabled, or behind the old endpoint: parking it moves no traffic
-        if goal is not None and holder(goal, new) is None and goal < ceiling:
-            pick = goal
-        elif here is not None and here < ceiling:
-            pick = here
-        else:  # 2. the new endpoint just behind the old one
-            low = (state[old].priority or 0) + 1
-            pick = next((p for p in range(low, min(ceiling, PRIORITY_MAX + 1)) if holder(p, new) is None), None)
-            if pick is None:
-                raise OrderingError("no free priority between the old and the new endpoint")
-        move(new, {"priority": pick, "endpoint_status": ENABLED})
-        if top(state) == old:  # 3. the hand-over: the old endpoint leaves the top
-            if old not in names:
-                raise OrderingError(f"endpoint {old} is not managed")
-            target = final[old]
-            if holder(target.priority, old) is None and top({**state, old: target}) == new:
-                move(old, asdict(target))
-            else:
-                park(old)
-    if new is not None and new in names and state[new] != final[new]:  # 4. the new endpoint settles
-        blocker = holder(final[new].priority, new)
+        _hand_over(m, old, new)
+    if new is not None and new in names and m.state[new] != final[new]:  # the new endpoint settles
+        blocker = m.holder(final[new].priority, new)
         if blocker is not None:
-            park(blocker)
-        move(new, asdict(final[new]))
-    rest = [n for n in names if state[n] != final[n]]
-    wanted_by = {final[n].priority: n for n in rest}
-    for n in rest:  # 5. the others: out of each other's way, then home
-        if wanted_by.get(state[n].priority, n) != n:
-            park(n)
-    for n in sorted(rest, key=lambda n: _activation_key(n, state, final)):
-        move(n, asdict(final[n]))
-    return out
+            m.park(blocker)
+        m.home(new)
+    return m.rest_home()
+
+
+def _hand_over(m: _Moves, old: str, new: str) -> None:
+    """Make ``new`` the enabled endpoint with the lowest priority in one PATCH, ``old`` answering until then."""
+    if new not in m.names:
+        raise OrderingError(f"endpoint {new} is not managed")
+    state, final = m.state, m.final
+    for n in m.names:  # 1. enabled endpoints between the two step aside
+        if n not in (old, new) and state[n].endpoint_status == ENABLED and \
+                (state[n].priority or 0) < (state[new].priority or PRIORITY_MAX + 1):
+            m.park(n)
+    others = [s.priority or 0 for n, s in state.items() if n not in (old, new) and s.endpoint_status == ENABLED]
+    ceiling = min(others, default=PRIORITY_MAX + 1)
+    goal, here = final[new].priority, state[new].priority
+    blocker = m.holder(goal, new)
+    if blocker is not None and blocker != old and blocker in m.names:
+        m.park(blocker)  # disabled, or behind the old endpoint: parking it moves no traffic
+    if goal is not None and m.holder(goal, new) is None and goal < ceiling:
+        pick: int | None = goal
+    elif here is not None and here < ceiling:
+        pick = here
+    else:  # 2. the new endpoint right behind the old one
+        low = (state[old].priority or 0) + 1
+        pick = next((p for p in range(low, min(ceiling, PRIORITY_MAX + 1)) if m.holder(p, new) is None), None)
+        if pick is None:
+            raise OrderingError("no free priority between the old and the new endpoint")
+    m.move(new, {"priority": pick, "endpoint_status": ENABLED})
+    if _top(state) == old:  # 3. the hand-over: the old endpoint leaves the top
+        if old not in m.names:
+            raise OrderingError(f"endpoint {old} is not managed")
+        if m.holder(final[old].priority, old) is None and _top({**state, old: final[old]}) == new:
+            m.home(old)
+        else:
+            m.park(old)
 
 
 def _unique_only_order(current: Mapping[str, EndpointState], final: Mapping[str, EndpointState],
                        names: list[str]) -> list[tuple[str, dict[str, Any]]]:
     """Park every endpoint holding a priority another one wants, then give each its final
     attributes (enabling first). Priorities stay unique; nothing else is promised."""
-    state, out = dict(current), []
-    wanted_by = {final[n].priority: n for n in names if final[n].priority != current[n].priority}
-    taken = {s.priority for s in current.values()} | {s.priority for s in final.values()}
-    free = [p for p in range(PRIORITY_MAX, 0, -1) if p not in taken]
-    for n in names:
-        if wanted_by.get(state[n].priority, n) != n:
-            if not free:
-                raise OrderingError("no free priority to park an endpoint on while priorities are swapped")
-            state[n] = replace(state[n], priority=free.pop(0))
-            out.append((n, {"priority": state[n].priority}))
-    for n in sorted(names, key=lambda n: _activation_key(n, state, final)):
-        attrs = _diff(state[n], final[n])
-        if attrs:
-            state[n] = final[n]
-            out.append((n, attrs))
-    return out
+    return _Moves(current, final, names).rest_home()
 
 
 # --------------------------------------------------------------------------- credentials
@@ -295,8 +301,12 @@ class TrafficManagerAdapter(Adapter):
     @property
     def client(self) -> Any:
         if self._client is None:
-            from azure.mgmt.trafficmanager import TrafficManagerManagementClient
-
+            try:
+                from azure.identity import DefaultAzureCredential
+                from azure.mgmt.trafficmanager import TrafficManagerManagementClient
+            except ImportError as exc:
+                raise TrafficManagerError(f"the Azure SDK is not installed ({exc.name}); install "
+                                          "failover-engine[azure]", code="MissingDependency") from None
             conn = self.connection
             if not conn.subscription_id:
                 raise TrafficManagerError("no subscription_id: give it in the connection or set "
@@ -305,15 +315,14 @@ class TrafficManagerAdapter(Adapter):
                 cred: Any = EnvTokenCredential(conn.token_env_var)
                 cred.token()  # fail now, with a clear message, rather than inside the SDK's pipeline
             else:
-                from azure.identity import DefaultAzureCredential
-
                 cred = DefaultAzureCredential()
             kwargs: dict[str, Any] = {"retry_total": 0,  # _call owns the retries: bounded, counted, not multiplied
                                       "connection_timeout": 10, "read_timeout": 60}
             if conn.ca_bundle:
                 kwargs["connection_verify"] = conn.ca_bundle
             self._client = TrafficManagerManagementClient(cred, conn.subscription_id,
-                                                          base_url=conn.endpoint_url or None, **kwargs)
+                                                          base_url=(conn.endpoint_url or "").rstrip("/") or None,
+                                                          **kwargs)
         return self._client
 
     def _call(self, op: str, resource: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -465,9 +474,10 @@ class TrafficManagerAdapter(Adapter):
         endpoints: dict[tuple[str, str], dict[str, Any]] = {}
         for ep in props.endpoints or []:
             p = ep.properties
-            etype = str(ep.type or "").rsplit("/", 1)[-1].lower()
+            etype = str(ep.type or "").rsplit("/", 1)[-1]  # .../trafficManagerProfiles/externalEndpoints
+            etype = ENDPOINT_TYPES.get(etype.lower(), etype)
             status = _text(p.endpoint_status) or ENABLED
-            endpoints[(etype, str(ep.name).lower())] = {
+            endpoints[(etype.lower(), str(ep.name).lower())] = {
                 "name": ep.name, "type": etype, "priority": p.priority, "weight": p.weight,
                 "endpoint_status": ENABLED if status.lower() == "enabled" else DISABLED, "target": p.target,
                 "endpoint_monitor_status": _text(p.endpoint_monitor_status)}
@@ -511,7 +521,7 @@ class TrafficManagerAdapter(Adapter):
             raise TrafficManagerError(str(exc), resource=scope, code="InvalidTargetState") from None
         rg, _, profile = scope.partition("/")
         for name, attrs in steps:
-            etype = types[name][0].upper() + types[name][1:]  # externalEndpoints -> ExternalEndpoints
+            etype = types[name]
             body = {"properties": {REST_NAMES[k]: v for k, v in attrs.items()}}
             self._call("endpoints.update", f"{scope}/{etype}/{name}", self.client.endpoints.update,
                        rg, profile, etype, name, body)
