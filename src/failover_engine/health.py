@@ -35,8 +35,8 @@ class HealthVerdict:
     endpoint: str
     health: Health
     reason: str
-    consecutive_failures: int
-    consecutive_successes: int
+    consecutive_failures: int = 0
+    consecutive_successes: int = 0
     first_failure_at: float | None = None
     detected_at: float | None = None
     first_success_at: float | None = None

@@ -63,7 +63,7 @@ def _zero_counts() -> dict[str, int]:
 
 
 @dataclass
-class EndpointVerdict:
+class EndpointVerdict(HealthVerdict):
     """What a :class:`SignalTracker` concludes about one endpoint after a probe.
 
     Satisfies :class:`~failover_engine.selection.Verdict` (``health``, ``reason``).
@@ -73,9 +73,6 @@ class EndpointVerdict:
     ``pending`` is the health waiting out ``min_dwell``; ``None`` when nothing is pending.
     """
 
-    endpoint: str
-    health: Health
-    reason: str
     reasons: list[str] = field(default_factory=list)
     signals: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=_zero_counts)
@@ -87,24 +84,11 @@ class EndpointVerdict:
     pending: Health | None = None
     since: float | None = None
     at: float | None = None
-    consecutive_failures: int = 0
-    consecutive_successes: int = 0
-    first_failure_at: float | None = None
-    detected_at: float | None = None
-    first_success_at: float | None = None
-    recovered_at: float | None = None
-    last: ProbeResult | None = None
-
-    @property
-    def healthy(self) -> bool:
-        return self.health is Health.healthy
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (enums as their string values, ``last`` as a dict)."""
         return {
-            "endpoint": self.endpoint,
-            "health": self.health.value,
-            "reason": self.reason,
+            **super().to_dict(),
             "reasons": list(self.reasons),
             "signals": list(self.signals),
             "counts": dict(self.counts),
@@ -116,13 +100,6 @@ class EndpointVerdict:
             "pending": self.pending.value if self.pending is not None else None,
             "since": self.since,
             "at": self.at,
-            "consecutive_failures": self.consecutive_failures,
-            "consecutive_successes": self.consecutive_successes,
-            "first_failure_at": self.first_failure_at,
-            "detected_at": self.detected_at,
-            "first_success_at": self.first_success_at,
-            "recovered_at": self.recovered_at,
-            "last": self.last.to_dict() if self.last is not None else None,
         }
 
 
