@@ -224,9 +224,7 @@ class FailoverEngine:
             desired = ad.desired(binding, target)
             current = obs.states[i]
             changes = tuple(Change(k, current.get(k), v) for k, v in desired.items())
-            mode = getattr(binding, "mode", "")
-            desc = f"{binding.adapter} {getattr(binding, 'record', '')} ({mode})".strip()
-            steps.append(PlanStep(i, binding.adapter, binding.connection, desc, changes))
+            steps.append(PlanStep(i, binding.adapter, binding.connection, ad.describe(binding), changes))
         return steps
 
     def _gate_refusals(self, svc: Service, target: Assignment) -> list[str]:

@@ -8,8 +8,8 @@ really changed.
 
 Emulated (ARM REST, as documented for Microsoft.Network/trafficmanagerprofiles):
 
-* profiles: GET, PUT (create or replace; endpoints may be embedded), PATCH (merge; an
-  ``endpoints`` array replaces the list), DELETE (200, or 204 when absent);
+* profiles: GET, PUT (create, or replace the whole profile, endpoints included; endpoints may be
+  embedded), PATCH (merge; an ``endpoints`` array replaces the list), DELETE (200, or 204 when absent);
 * endpoints ``.../trafficmanagerprofiles/P/{AzureEndpoints|ExternalEndpoints|NestedEndpoints}/E``:
   GET, PUT (201 created / 200 replaced), PATCH (merge of the given properties), DELETE;
 * every request needs ``api-version`` (400 MissingApiVersionParameter / InvalidApiVersionParameter)

@@ -51,6 +51,13 @@ class Adapter(ABC):
     def desired(self, binding: Any, assignment: Assignment) -> dict[ResourceKey, Attrs]:
         """Attributes of every resource of ``binding`` when ``assignment`` takes traffic."""
 
+    def describe(self, binding: Any) -> str:
+        """One line naming what the binding steers, for plans and progress."""
+        what = getattr(binding, "record", None) or getattr(binding, "profile", None) or ""
+        where = (getattr(binding, "hosted_zone", None) or getattr(binding, "hosted_zone_id", None)
+                 or getattr(binding, "managed_zone", None) or getattr(binding, "resource_group", None))
+        return f"{self.kind} {what}" + (f" in {where}" if where else "") + f" ({getattr(binding, 'mode', '')})"
+
     def resource_keys(self, binding: Any) -> list[ResourceKey]:
         """Identity of every resource the binding steers (the same whichever endpoint is active)."""
         first = next(iter(binding.endpoints))
