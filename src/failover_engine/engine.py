@@ -93,6 +93,18 @@ def _observation(states: list[dict[ResourceKey, Attrs | None]], per: list[Assign
     return Observation(states, per, per[0] if len(distinct) == 1 else None, warnings)
 
 
+def _out_of_rotation(svc: Service, in_rotation: list[str], of: str) -> list[str]:
+    """Zones / regions with no endpoint in rotation (or the endpoints themselves)."""
+    if of == "endpoints":
+        return [n for n in svc.endpoint_names if n not in in_rotation]
+    attr = "zone" if of == "zones" else "region"
+    groups: dict[str, bool] = {}
+    for ep in svc.endpoints:
+        key = getattr(ep, attr) or f"({ep.name})"
+        groups[key] = groups.get(key, False) or ep.name in in_rotation
+    return sorted(k for k, live in groups.items() if not live)
+
+
 def _holds(current: Attrs | None, expected: Attrs | None) -> bool:
     """Whether a resource read now is in the expected state (only the expected attributes count)."""
     if expected is None or current is None:
@@ -199,6 +211,8 @@ class FailoverEngine:
         svc = self.loaded.service(name)
         if target is not None and target not in svc.endpoint_names:
             raise UnknownEndpointError(name, target, svc.endpoint_names)
+        if action == "rebalance" and svc.strategy != "active_active":
+            raise FailoverError(f"service {name!r} is {svc.strategy}: rebalance is for active_active services")
         obs = observation or self.observe(name)
         verdicts = verdicts if verdicts is not None else self.check(name)
         decision = select_target(svc, verdicts, obs.active, action, target)
@@ -213,7 +227,9 @@ class FailoverEngine:
             if cooldown:
                 refusals.append(cooldown)
             refusals.extend(self._gate_refusals(svc, decision.target))
-        kind = decision.action if decision.action != "none" else {"auto": "failover"}.get(action, action)
+            refusals.extend(self._rule_refusals(svc, decision.target))
+        kind = decision.action if decision.action != "none" else (
+            "rebalance" if svc.strategy == "active_active" else {"auto": "failover"}.get(action, action))
         return Plan(name, kind, obs.active, decision.target or obs.active or {}, decision.reason,  # type: ignore[arg-type]
                     tuple(steps), tuple(warnings), tuple(refusals))
 
@@ -239,6 +255,29 @@ class FailoverEngine:
             r = probe_once(gate, timeout=svc.detection.timeout, endpoint=f"{ep}:gate")
             if not r.ok:
                 out.append(f"consistency gate of {ep!r} failed: {r.reason}")
+        return out
+
+    def _rule_refusals(self, svc: Service, target: Assignment) -> list[str]:
+        """Every safety rule of the service the plan's target would break, each named."""
+        from .model import GateRule, MaxOutRule, MinActiveRule
+        from .probes import probe_once
+
+        out = []
+        in_rotation = [n for n, w in target.items() if w > 0]
+        for i, rule in enumerate(svc.rules):
+            label = f"rule {i + 1} ({rule.rule}"
+            if isinstance(rule, MinActiveRule) and len(in_rotation) < rule.count:
+                out.append(f"{label} {rule.count}): the plan leaves {len(in_rotation)} endpoint(s) in rotation "
+                           f"({', '.join(in_rotation) or 'none'})")
+            elif isinstance(rule, MaxOutRule):
+                gone = _out_of_rotation(svc, in_rotation, rule.of)
+                if len(gone) > rule.count:
+                    out.append(f"{label} {rule.count} {rule.of}): the plan takes {len(gone)} {rule.of} out "
+                               f"({', '.join(gone)})")
+            elif isinstance(rule, GateRule):
+                r = probe_once(rule.probe, timeout=svc.detection.timeout, endpoint=f"gate:{rule.name}")
+                if not r.ok:
+                    out.append(f"{label} {rule.name!r}): the gate is closed: {r.reason}")
         return out
 
     def _cooldown_refusal(self, name: str, svc: Service, now: float) -> str | None:
@@ -278,8 +317,8 @@ class FailoverEngine:
 
     def _timeline(self, name: str, action: str, start: float) -> Timeline:
         inc = self.store.load(name).incident
-        want = "recovery" if action == "failback" else "failure"
-        if inc is not None and inc.signal == want and inc.detected_at <= start:
+        want = {"failback": ("recovery",), "rebalance": ("failure", "recovery")}.get(action, ("failure",))
+        if inc is not None and inc.signal in want and inc.detected_at <= start:
             return Timeline(inc.signal, inc.first_signal_at, inc.detected_at)
         return Timeline("manual", start, start)
 
@@ -477,7 +516,9 @@ class FailoverEngine:
         return {
             "service": name, "strategy": svc.strategy, "scope": svc.scope,
             "primary": svc.primary.name, "active": obs.active,
-            "failed_over": obs.active is not None and svc.primary.name not in obs.active,
+            "failed_over": obs.active is not None and svc.primary.name not in obs.active
+            if svc.strategy == "active_passive" else None,
+            "out_of_rotation": [n for n in svc.endpoint_names if obs.active is not None and n not in obs.active],
             "verdicts": {n: {"health": v.health, "reason": v.reason} for n, v in verdicts.items()},
             "routing": obs.to_dict(), "state": st.to_dict(),
             "recent_events": self.events.read(name, limit=events),

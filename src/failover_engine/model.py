@@ -215,6 +215,8 @@ class Role(str, Enum):
 class Endpoint(_Model):
     name: Name
     role: Role
+    weight: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=100, description="active_active: this member's share of the traffic, relative to the others")
     region: str | None = None
     zone: str | None = None
     probe: ProbeSpec | None = None
@@ -417,9 +419,39 @@ class Validation(_Model):
     rollback_on_failure: bool = True
 
 
+class MinActiveRule(_Model):
+    """At least ``count`` endpoints must stay in rotation."""
+
+    rule: Literal["min_active"] = "min_active"
+    count: Annotated[int, Field(ge=1)]
+
+
+class MaxOutRule(_Model):
+    """No more than ``count`` zones (or regions, or endpoints) out of rotation at a time."""
+
+    rule: Literal["max_out"] = "max_out"
+    count: Annotated[int, Field(ge=0)]
+    of: Literal["zones", "regions", "endpoints"] = "zones"
+
+
+class GateRule(_Model):
+    """A change of routing needs this gate open (its probe passing): e.g. no change freeze."""
+
+    rule: Literal["gate"] = "gate"
+    name: Name
+    probe: ProbeSpec
+
+
+SafetyRule = Annotated[Union[MinActiveRule, MaxOutRule, GateRule], Field(discriminator="rule")]
+
+
 class Service(_Model):
     description: str | None = None
-    strategy: Literal["active_passive"] = "active_passive"
+    strategy: Literal["active_passive", "active_active"] = "active_passive"
+    redistribution: Literal["proportional", "equal"] = Field(
+        default="proportional", description="active_active: how a failed member's share is spread: "
+        "in proportion to the healthy members' weights, or equally")
+    rules: list[SafetyRule] = Field(default_factory=list, description="safety rules every plan must keep")
     scope: Literal["region", "zone"] = "region"
     endpoints: list[Endpoint] = Field(min_length=2)
     routing: list[RoutingBinding] = Field(min_length=1)
@@ -439,7 +471,12 @@ class Service(_Model):
 
     @property
     def primary(self) -> Endpoint:
-        return next(ep for ep in self.endpoints if ep.role is Role.primary)
+        """The primary (active_passive); for active_active, the first member."""
+        return next((ep for ep in self.endpoints if ep.role is Role.primary), self.endpoints[0])
+
+    @property
+    def members(self) -> list[Endpoint]:
+        return [ep for ep in self.endpoints if ep.role is Role.active]
 
     @property
     def standbys(self) -> list[Endpoint]:
@@ -537,6 +574,16 @@ def _service_problems(strategy: Strategy, base: Loc, svc: Service) -> list[tuple
             out.append(((*at, "region"), "region scope needs a region on every endpoint"))
         if svc.strategy == "active_passive" and ep.role is Role.active:
             out.append(((*at, "role"), "role 'active' is for active_active services"))
+    if svc.strategy == "active_active":
+        for i, ep in enumerate(svc.endpoints):
+            if ep.role is not Role.active:
+                out.append(((*base, "endpoints", i, "role"), "active_active members have role 'active'"))
+        for r, binding in enumerate(svc.routing):
+            if getattr(binding, "mode", None) != "weighted":
+                out.append(((*base, "routing", r, "mode"), "active_active is steered by weights: use mode weighted"))
+    for i, rule in enumerate(svc.rules):
+        if isinstance(rule, MinActiveRule) and rule.count > len(svc.endpoints):
+            out.append(((*base, "rules", i, "count"), f"min_active {rule.count} exceeds the {len(svc.endpoints)} endpoint(s)"))
     if svc.strategy == "active_passive":
         primaries = [ep.name for ep in svc.endpoints if ep.role is Role.primary]
         if len(primaries) != 1:

@@ -209,7 +209,9 @@ class Monitor:
         primary = svc.primary.name
         p_health, p_since = watch.health.get(primary, ("unknown", now))
         stable = now - p_since if p_health == "healthy" else 0.0
-        decision = select_target(svc, verdicts, watch.active, "auto", primary_stable_for=stable)
+        stable_each = {ep: now - since for ep, (h, since) in watch.health.items() if h == "healthy"}
+        decision = select_target(svc, verdicts, watch.active, "auto", primary_stable_for=stable,
+                                 stable_for_each=stable_each)
         if decision.action == "none":
             if "alert only" in decision.reason:
                 # once per outage of the active endpoint (the reason's text changes with every probe)
@@ -218,8 +220,9 @@ class Monitor:
             elif watch.last_attempt and watch.last_attempt[0].startswith("alert:"):
                 watch.last_attempt = None  # that outage is over: the next one alerts again
             return
-        target = next(iter(decision.target or {}), None)
-        situation = f"{decision.action}:{target}"
+        rebalance = decision.action == "rebalance"
+        target = None if rebalance else next(iter(decision.target or {}), None)
+        situation = f"{decision.action}:{sorted(decision.target or {}) if rebalance else target}"
         if watch.last_attempt and watch.last_attempt[0] == situation and now - watch.last_attempt[1] < self.retry_after:
             return
         watch.last_attempt = (situation, now)
@@ -247,8 +250,7 @@ class Monitor:
                    reports: list[ObserverReport], now: float) -> None:
         svc = self.loaded.strategy.services[name]
         watch = self.watches[name]
-        awaited = "healthy" if action == "failback" else "unhealthy"
-        about = svc.primary.name if action == "failback" else next(iter(watch.active or {}), svc.primary.name)
+        awaited, about = self._incident_subject(svc, action, watch, verdicts)
         first, detected = self._incident_times(name, about, awaited, reports, now)
         record_detection(self.loaded.state_dir, name, awaited, [about], first, detected,
                          getattr(verdicts.get(about), "reason", ""))
@@ -257,6 +259,19 @@ class Monitor:
         watch.running = self.pool.submit(engine.run, name, action, target, apply=True, verdicts=verdicts)  # type: ignore[arg-type]
         loop = asyncio.get_event_loop()
         watch.running.add_done_callback(lambda f: loop.call_soon_threadsafe(self._run_done, name, action, f))
+
+    @staticmethod
+    def _incident_subject(svc: Any, action: str, watch: ServiceWatch, verdicts: dict[str, Any]) -> tuple[str, str]:
+        """(awaited health, endpoint) whose detection starts this run's RTO clock."""
+        if action == "failback":
+            return "healthy", svc.primary.name
+        if action == "rebalance":
+            current = set(watch.active or {})
+            down = [n for n in current if getattr(verdicts.get(n), "health", "") == "unhealthy"]
+            back = [n for n in svc.endpoint_names if n not in current
+                    and getattr(verdicts.get(n), "health", "") == "healthy"]
+            return ("unhealthy", down[0]) if down else ("healthy", (back or [svc.primary.name])[0])
+        return "unhealthy", next(iter(watch.active or {}), svc.primary.name)
 
     @staticmethod
     def _incident_times(name: str, endpoint: str, awaited: str, reports: list[ObserverReport],

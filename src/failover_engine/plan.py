@@ -87,7 +87,7 @@ class PlanStep:
 @dataclass(frozen=True)
 class Plan:
     service: str
-    action: Literal["failover", "failback", "switch"]
+    action: Literal["failover", "failback", "switch", "rebalance"]
     current: Assignment | None
     target: Assignment
     reason: str

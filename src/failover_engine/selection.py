@@ -11,7 +11,7 @@ from typing import Literal, Mapping, Protocol
 from .model import Role, Service
 from .plan import Assignment
 
-Action = Literal["failover", "failback", "switch", "auto"]
+Action = Literal["failover", "failback", "switch", "auto", "rebalance"]
 
 
 class Verdict(Protocol):
@@ -30,7 +30,7 @@ class SimpleVerdict:
 
 @dataclass(frozen=True)
 class Decision:
-    action: Literal["failover", "failback", "switch", "none"]
+    action: Literal["failover", "failback", "switch", "rebalance", "none"]
     target: Assignment | None
     reason: str
     refusals: tuple[str, ...] = ()  # safety reasons to refuse (overridable with force)
@@ -63,7 +63,8 @@ def _target_checks(service: Service, name: str, verdicts: Mapping[str, Verdict])
 
 
 def select_target(service: Service, verdicts: Mapping[str, Verdict], current: Assignment | None,
-                  action: Action, target: str | None = None, *, primary_stable_for: float | None = None) -> Decision:
+                  action: Action, target: str | None = None, *, primary_stable_for: float | None = None,
+                  stable_for_each: Mapping[str, float] | None = None) -> Decision:
     """Decide the assignment an active-passive service should move to.
 
     * ``failover``: to ``target`` or the first healthy standby (declared order) not active now.
@@ -72,7 +73,11 @@ def select_target(service: Service, verdicts: Mapping[str, Verdict], current: As
     * ``auto``: failover when the active endpoint is unhealthy; failback when the policy allows
       it and the primary has been healthy for ``failback_stable_period``; otherwise nothing.
     A target that fails its checks yields a refusal (the caller may force past it).
+    An ``active_active`` service is decided by :func:`select_members` whatever the action.
     """
+    if service.strategy == "active_active":
+        return select_members(service, verdicts, current, automatic=action == "auto",
+                              stable_for=stable_for_each or {})
     active = _active_one(current)
     primary = service.primary.name
     if action == "auto":
@@ -131,3 +136,43 @@ def _failover_from_standby(service: Service, verdicts: Mapping[str, Verdict], cu
             return select_target(service, verdicts, current, "switch", ep.name)
     return Decision("none", current, f"{active!r} unhealthy and no healthy endpoint to move to",
                     ("no healthy endpoint",))
+
+
+def select_members(service: Service, verdicts: Mapping[str, Verdict], current: Assignment | None, *,
+                   automatic: bool = False, stable_for: Mapping[str, float] | None = None) -> Decision:
+    """Which members of an active-active service take traffic, and with what weights.
+
+    Healthy members (and members without a probe, with a warning) stay in rotation; a failed one
+    is taken out and its share goes to the others - in proportion to their weights (keeping their
+    weights does exactly that) or equally (``redistribution: equal``). A member that is out comes
+    back when healthy; when ``automatic``, only if the policy's failback is automatic and it has
+    been healthy for ``failback_stable_period`` (the same hysteresis as failback). A decision
+    never leaves zero members in rotation: with none healthy, the current rotation is kept.
+    """
+    stable_for = stable_for or {}
+    warnings, members = [], []
+    for ep in service.endpoints:
+        health, _ = _health(verdicts, ep.name)
+        if health == "unknown" and ep.probe is None:
+            warnings.append(f"member {ep.name!r} has no probe; kept in rotation unchecked")
+            health = "healthy"
+        if health != "healthy":
+            continue
+        returning = current is not None and ep.name not in current
+        if returning and automatic and (service.policy.failback != "automatic" or
+                                        stable_for.get(ep.name, 0.0) < service.policy.failback_stable_period):
+            continue
+        members.append(ep)
+    if not members:
+        down = ", ".join(f"{n}: {_health(verdicts, n)[1]}" for n in service.endpoint_names)
+        return Decision("none", current, f"no healthy member ({down}); keeping the current rotation",
+                        ("a plan may never leave zero healthy members in rotation",), tuple(warnings))
+    if service.redistribution == "equal":
+        target = {ep.name: 100 for ep in members}
+    else:
+        target = {ep.name: ep.weight for ep in members}
+    if current is not None and target == current:
+        return Decision("none", current, "rotation already matches the members' health", (), tuple(warnings))
+    out = sorted(set(service.endpoint_names) - set(target))
+    why = f"rotation {', '.join(f'{n}={w}' for n, w in target.items())}" + (f"; out: {', '.join(out)}" if out else "")
+    return Decision("rebalance", target, why, (), tuple(warnings))
