@@ -224,7 +224,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 def cmd_drill(args: argparse.Namespace) -> int:
     from .drill import run_drill
 
-    return run_drill(Path(args.dir), extra_vars=args.extra_var, verbose=args.verbose)
+    return run_drill(Path(args.dir), cloud=args.cloud, extra_vars=args.extra_var, verbose=args.verbose)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -294,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_monitor)
     s = sub.add_parser("drill", help="run the local drill: moto + two local regions + playbooks/drill.yml")
     s.add_argument("--dir", default=".drill", help="working directory for the drill (default .drill)")
+    s.add_argument("--cloud", default="aws", choices=("aws", "gcp", "azure", "multi"),
+                   help="aws: Route 53 (moto); gcp: Cloud DNS, azure: Traffic Manager (local emulators); "
+                   "multi: one service steered by all three (default aws)")
     s.add_argument("-e", "--extra-var", action="append", default=[], help="extra var for ansible-playbook")
     s.add_argument("-v", "--verbose", action="store_true", help="show the full ansible-playbook output")
     s.set_defaults(func=cmd_drill)

@@ -1,9 +1,10 @@
 """`failover drill` (what `make drill` runs): the lab, playbooks/drill.yml, then a summary.
 
-Starts the local lab (moto for Route 53, two local HTTP servers as the regions), runs the drill
-playbook with ansible-playbook against it, prints a readable summary (phases, RTO, records
-before/after) and the path of the JSON report, and stops everything it started, also on
-failure or Ctrl-C.
+Starts the local lab for one cloud (``--cloud``: aws = moto for Route 53, gcp = the Cloud DNS
+emulator, azure = the Traffic Manager emulator, multi = one service steered by all three; two
+local HTTP servers play the regions), runs the drill playbook with ansible-playbook against it,
+prints a readable summary (phases, RTO, records before/after) and the path of the JSON report,
+and stops everything it started, also on failure or Ctrl-C.
 """
 from __future__ import annotations
 
@@ -43,7 +44,10 @@ def ansible_playbook() -> str:
     return str(local) if local.exists() else (shutil.which("ansible-playbook") or "ansible-playbook")
 
 
-def run_drill(run_dir: Path, *, extra_vars: list[str] | None = None, verbose: bool = False) -> int:
+def run_drill(run_dir: Path, *, cloud: str = "aws", extra_vars: list[str] | None = None,
+              verbose: bool = False) -> int:
+    """Run the drill of ``cloud`` (one of failover_engine.lab.lab.CLOUDS); the exit code."""
+    from .errors import FailoverError
     from .lab.lab import Lab
 
     root = find_repo_root()
@@ -57,13 +61,20 @@ def run_drill(run_dir: Path, *, extra_vars: list[str] | None = None, verbose: bo
         shutil.rmtree(run_dir)  # a drill starts from nothing: no state or report of an earlier run
     run_dir.mkdir(parents=True)
     report = run_dir / "drill-report.json"
-    with Lab(run_dir) as lab:
-        env = {**os.environ, **lab.env(), "FAILOVER_DRILL_REPORT": str(report),
+    try:
+        lab = Lab(run_dir, cloud=cloud).start()
+    except (FailoverError, OSError) as exc:
+        print(f"failover drill: cannot start the lab: {exc}", file=sys.stderr)
+        return 1
+    with lab:
+        # child_env: no real cloud's settings (AWS_PROFILE, AZURE_*, GOOGLE_*) reach the playbook
+        env = {**lab.child_env(), "FAILOVER_DRILL_REPORT": str(report),
                "ANSIBLE_CONFIG": str(root / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": str(run_dir / "ansible-tmp"),
                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-        print(f"lab: Route 53 (moto) at {env['FAILOVER_MOTO_URL']}; control API at {env['FAILOVER_LAB_URL']}",
-              file=sys.stderr)
-        print(f"lab: strategy {env['FAILOVER_STRATEGY']}", file=sys.stderr)
+        print(f"lab: drill on {cloud} ({lab.template_name})", file=sys.stderr)
+        for name, url in lab.servers():
+            print(f"lab: {name:<16} {url}", file=sys.stderr)
+        print(f"lab: {'strategy':<16} {lab.strategy_path}", file=sys.stderr, flush=True)
         cmd = [ansible_playbook(), str(root / "playbooks" / "drill.yml")]
         for ev in extra_vars or []:
             cmd += ["-e", ev]

@@ -61,6 +61,7 @@ class Outcome:
     started: float = field(default_factory=time.time)
     api_calls: int = 0
     reason: str = ""
+    steps: list[dict[str, Any]] = field(default_factory=list)  # per plan step: applied/failed/not_run/noop
 
     @property
     def changed(self) -> bool:
@@ -77,7 +78,7 @@ class Outcome:
             "plan": self.plan.to_dict() if self.plan else None,
             "timeline": self.timeline.to_dict() if self.timeline else None,
             "validation": self.validation.to_dict() if self.validation else None,
-            "rollback": self.rollback, "errors": self.errors, "api_calls": self.api_calls,
+            "steps": self.steps, "rollback": self.rollback, "errors": self.errors, "api_calls": self.api_calls,
             "report_path": self.report_path, "reason": self.reason or (self.plan.reason if self.plan else ""),
         }
 
@@ -103,6 +104,11 @@ def _out_of_rotation(svc: Service, in_rotation: list[str], of: str) -> list[str]
         key = getattr(ep, attr) or f"({ep.name})"
         groups[key] = groups.get(key, False) or ep.name in in_rotation
     return sorted(k for k, live in groups.items() if not live)
+
+
+def _ident(key: Any) -> tuple[str, ...]:
+    """A resource's identity for comparing keys from a plan and from a provider (case-insensitive)."""
+    return (key.adapter, key.scope.lower(), key.name.lower(), (key.type or "").lower(), key.set_identifier or "")
 
 
 def _holds(current: Attrs | None, expected: Attrs | None) -> bool:
@@ -206,8 +212,12 @@ class FailoverEngine:
     # ------------------------------------------------------------------ planning
     def plan(self, name: str, action: Action, target: str | None = None, *,
              verdicts: dict[str, Verdict] | None = None, observation: Observation | None = None,
-             now: float | None = None) -> Plan:
-        """Compute the plan (pure given observation and verdicts; probes/reads when not given)."""
+             now: float | None = None, stable_for: dict[str, float] | None = None) -> Plan:
+        """Compute the plan (pure given observation and verdicts; probes/reads when not given).
+
+        ``stable_for`` (seconds each endpoint has been healthy) comes from automation (the
+        monitor): an active_active service is then decided as automation decides it (the failover
+        policy, members of unknown health kept, members back only after failback_stable_period)."""
         svc = self.loaded.service(name)
         if target is not None and target not in svc.endpoint_names:
             raise UnknownEndpointError(name, target, svc.endpoint_names)
@@ -215,7 +225,9 @@ class FailoverEngine:
             raise FailoverError(f"service {name!r} is {svc.strategy}: rebalance is for active_active services")
         obs = observation or self.observe(name)
         verdicts = verdicts if verdicts is not None else self.check(name)
-        decision = select_target(svc, verdicts, obs.active, action, target)
+        automatic = stable_for is not None and svc.strategy == "active_active"
+        decision = select_target(svc, verdicts, obs.active, "auto" if automatic else action, target,
+                                 stable_for_each=stable_for)
         refusals = list(decision.refusals)
         warnings = list(obs.warnings) + list(decision.warnings)
         steps: list[PlanStep] = []
@@ -226,8 +238,8 @@ class FailoverEngine:
             cooldown = self._cooldown_refusal(name, svc, now or time.time())
             if cooldown:
                 refusals.append(cooldown)
-            refusals.extend(self._gate_refusals(svc, decision.target))
-            refusals.extend(self._rule_refusals(svc, decision.target))
+            refusals.extend(self._gate_refusals(svc, decision.target, obs.active))
+            refusals.extend(self._rule_refusals(svc, decision.target, obs.active))
         kind = decision.action if decision.action != "none" else (
             "rebalance" if svc.strategy == "active_active" else {"auto": "failover"}.get(action, action))
         return Plan(name, kind, obs.active, decision.target or obs.active or {}, decision.reason,  # type: ignore[arg-type]
@@ -243,12 +255,13 @@ class FailoverEngine:
             steps.append(PlanStep(i, binding.adapter, binding.connection, ad.describe(binding), changes))
         return steps
 
-    def _gate_refusals(self, svc: Service, target: Assignment) -> list[str]:
-        """Run the data-consistency gate of every endpoint about to be promoted."""
+    def _gate_refusals(self, svc: Service, target: Assignment, current: Assignment | None) -> list[str]:
+        """Run the data-consistency gate of every endpoint about to be promoted (not of those
+        already taking traffic: a member staying in rotation does not block removing another)."""
         from .probes import probe_once
 
         out = []
-        for ep in target:
+        for ep in [e for e in target if current is None or e not in current]:
             gate = svc.endpoint(ep).gate
             if gate is None:
                 continue
@@ -257,21 +270,27 @@ class FailoverEngine:
                 out.append(f"consistency gate of {ep!r} failed: {r.reason}")
         return out
 
-    def _rule_refusals(self, svc: Service, target: Assignment) -> list[str]:
-        """Every safety rule of the service the plan's target would break, each named."""
+    def _rule_refusals(self, svc: Service, target: Assignment, current: Assignment | None = None) -> list[str]:
+        """Every safety rule of the service the plan's target would break, each named.
+
+        A rule the current rotation already breaks refuses only a plan that makes it worse: a
+        member coming back while the service is still short is let through, never blocked."""
         from .model import GateRule, MaxOutRule, MinActiveRule
         from .probes import probe_once
 
         out = []
         in_rotation = [n for n, w in target.items() if w > 0]
+        now_in = None if current is None else [n for n, w in current.items() if w > 0]
         for i, rule in enumerate(svc.rules):
             label = f"rule {i + 1} ({rule.rule}"
-            if isinstance(rule, MinActiveRule) and len(in_rotation) < rule.count:
+            if isinstance(rule, MinActiveRule) and len(in_rotation) < rule.count and (
+                    now_in is None or len(in_rotation) < len(now_in)):
                 out.append(f"{label} {rule.count}): the plan leaves {len(in_rotation)} endpoint(s) in rotation "
                            f"({', '.join(in_rotation) or 'none'})")
             elif isinstance(rule, MaxOutRule):
                 gone = _out_of_rotation(svc, in_rotation, rule.of)
-                if len(gone) > rule.count:
+                gone_now = None if now_in is None else _out_of_rotation(svc, now_in, rule.of)
+                if len(gone) > rule.count and (gone_now is None or len(gone) > len(gone_now)):
                     out.append(f"{label} {rule.count} {rule.of}): the plan takes {len(gone)} {rule.of} out "
                                f"({', '.join(gone)})")
             elif isinstance(rule, GateRule):
@@ -289,20 +308,22 @@ class FailoverEngine:
 
     # ------------------------------------------------------------------ running
     def run(self, name: str, action: Action, target: str | None = None, *, apply: bool = False,
-            force: bool = False, verdicts: dict[str, Verdict] | None = None) -> Outcome:
+            force: bool = False, verdicts: dict[str, Verdict] | None = None,
+            stable_for: dict[str, float] | None = None) -> Outcome:
         """Plan and, when ``apply`` is true, apply under the service lock. Dry run by default.
 
-        ``verdicts`` (e.g. the monitor's quorum verdicts) replace the one-round probe check."""
+        ``verdicts`` (e.g. the monitor's quorum verdicts) replace the one-round probe check;
+        ``stable_for`` makes an active_active plan an automatic one (see :meth:`plan`)."""
         svc = self.loaded.service(name)
         out = Outcome(name, action, "planned", uuid.uuid4().hex[:12])
         if not apply:
-            out.plan = self.plan(name, action, target, verdicts=verdicts)
+            out.plan = self.plan(name, action, target, verdicts=verdicts, stable_for=stable_for)
             out.status = "noop" if out.plan.is_noop else "planned"
             out.api_calls = self.api_calls()
             return out
         with self.lock.hold(name, f"{action} run {out.run_id}"):
             try:
-                self._run_locked(svc, name, action, target, force, out, verdicts)
+                self._run_locked(svc, name, action, target, force, out, verdicts, stable_for)
             except FailoverError as exc:
                 # e.g. Route 53 unreachable before anything changed: close the run in the log
                 out.status = "error"
@@ -323,12 +344,13 @@ class FailoverEngine:
         return Timeline("manual", start, start)
 
     def _run_locked(self, svc: Service, name: str, action: Action, target: str | None, force: bool,
-                    out: Outcome, verdicts: dict[str, Verdict] | None = None) -> None:
+                    out: Outcome, verdicts: dict[str, Verdict] | None = None,
+                    stable_for: dict[str, float] | None = None) -> None:
         ev = lambda event, **kw: self.events.append(event, name, run_id=out.run_id, **kw)  # noqa: E731
         out.timeline = self._timeline(name, action, out.started)
         ev("run_started", action=action, target=target, force=force, signal=out.timeline.signal)
         self.progress(f"{name}: reading routing state and probing endpoints")
-        plan = out.plan = self.plan(name, action, target, verdicts=verdicts)
+        plan = out.plan = self.plan(name, action, target, verdicts=verdicts, stable_for=stable_for)
         out.timeline.decided_at = time.time()
         ev("decided", plan=plan.to_dict())
         if plan.refusals and not force:
@@ -363,7 +385,10 @@ class FailoverEngine:
         self._rollback(svc, applied, out, ev)
 
     def _apply_steps(self, svc: Service, plan: Plan, out: Outcome, ev: Callable[..., Any]) -> list[PlanStep] | None:
+        """Apply the steps in order; on a failure, undo the applied ones and what the failed one wrote."""
         applied: list[PlanStep] = []
+        out.steps = [{"step": s.index, "adapter": s.adapter, "description": s.description,
+                      "status": "noop" if not s.effective else "not_run"} for s in plan.steps]
         for step in plan.steps:
             if not step.effective:
                 continue
@@ -373,10 +398,15 @@ class FailoverEngine:
                 receipt = self.adapter(binding).apply(step.effective)
             except AdapterError as exc:
                 out.errors.append(str(exc))
-                ev("step_failed", step=step.index, error=str(exc))
-                self._rollback(svc, applied + [step], out, ev)
+                written = exc.written
+                out.steps[step.index].update(status="failed", error=str(exc),
+                                             written=None if written is None else [str(k) for k in written])
+                ev("step_failed", step=step.index, error=str(exc),
+                   written=None if written is None else [str(k) for k in written])
+                self._rollback(svc, applied, out, ev, failed=(step, written))
                 return None
             applied.append(step)
+            out.steps[step.index]["status"] = "applied"
             ev("step_applied", step=step.index, calls=receipt.calls, batches=receipt.batches,
                changes=[c.to_dict() for c in step.effective])
         return applied
@@ -418,34 +448,57 @@ class FailoverEngine:
         return probe_until_ok(lambda: probe_once(spec, timeout=det.timeout, latency_limit=det.latency_limit,
                                                  endpoint=label), val.attempts, val.interval)
 
-    def _rollback(self, svc: Service, steps: list[PlanStep], out: Outcome, ev: Callable[..., Any]) -> None:
+    def _rollback(self, svc: Service, steps: list[PlanStep], out: Outcome, ev: Callable[..., Any],
+                  failed: tuple[PlanStep, tuple[Any, ...] | None] | None = None) -> None:
         """Undo what this run wrote, newest step first, then read back.
 
-        Only resources that hold what this run wrote are restored to their before-state. A
-        resource already back in its before-state needs nothing; one that holds neither (someone
-        else changed it since it was read) is left as it is and reported, never overwritten.
+        Restored: resources that hold what this run wrote, and every resource a failed step reports
+        as written (it may be in an intermediate state). A failed step that reports it wrote
+        nothing needs nothing. A resource in neither its before- nor its after-state that this run
+        did not write was changed by someone else since it was read: it is left as it is and
+        reported, never overwritten (the rollback is then not ``complete``).
         """
-        self.progress(f"{out.service}: rolling back {len(steps)} step(s)")
-        details, failures = [], []
-        for step in reversed(steps):
-            binding = svc.routing[step.index]
-            ad = self.adapter(binding)
-            left: list[str] = []
-            try:
-                now = ad.read([binding])
-                ours = [c for c in step.effective if _holds(now.get(c.key), c.after)]
-                left = [f"{c.key}: changed by someone else since it was read; left as is"
-                        for c in step.effective if c not in ours and not _holds(now.get(c.key), c.before)]
-                ad.apply([Change(c.key, now.get(c.key), c.before) for c in ours])
-                bad = read_back_mismatches(expected_before(ours), ad.read([binding])) if ours else []
-            except AdapterError as exc:
-                bad = [str(exc)]
-            details.append({"step": step.index, "ok": not bad, "problems": bad, "left_as_is": left})
-            failures.extend(bad)
-            out.errors.extend(left)
-        out.rollback = {"ok": not failures, "steps": details}
+        todo: list[tuple[PlanStep, set[tuple[str, ...]] | None]] = [(s, None) for s in steps]
+        details: list[dict[str, Any]] = []
+        if failed is not None:
+            step, written = failed
+            if written is not None and not written:
+                details.append({"step": step.index, "ok": True, "problems": [], "left_as_is": [],
+                                "nothing_written": True})
+            else:
+                todo.append((step, None if written is None else {_ident(k) for k in written}))
+        self.progress(f"{out.service}: rolling back {len(todo)} step(s)")
+        failures: list[str] = []
+        left_all: list[str] = []
+        for step, written in reversed(todo):
+            detail = self._rollback_step(svc, step, written)
+            details.append(detail)
+            failures.extend(detail["problems"])
+            left_all.extend(detail["left_as_is"])
+        out.errors.extend(left_all)
+        out.rollback = {"ok": not failures, "complete": not failures and not left_all, "steps": details}
         out.status = "rolled_back" if not failures else "rollback_failed"
+        for d in details:
+            if out.steps and d["step"] < len(out.steps):
+                out.steps[d["step"]]["rolled_back"] = d["ok"] and not d["left_as_is"]
         ev(out.status, steps=details, errors=out.errors)
+
+    def _rollback_step(self, svc: Service, step: PlanStep, written: set[tuple[str, ...]] | None) -> dict[str, Any]:
+        binding = svc.routing[step.index]
+        ad = self.adapter(binding)
+        left: list[str] = []
+        try:
+            now = ad.read([binding])
+            ours = [c for c in step.changes
+                    if (written is not None and _ident(c.key) in written and not _holds(now.get(c.key), c.before))
+                    or (c in step.effective and _holds(now.get(c.key), c.after))]
+            left = [f"{c.key}: changed by someone else since it was read; left as is"
+                    for c in step.effective if c not in ours and not _holds(now.get(c.key), c.before)]
+            ad.apply([Change(c.key, now.get(c.key), c.before) for c in ours])
+            bad = read_back_mismatches(expected_before(ours), ad.read([binding])) if ours else []
+        except AdapterError as exc:
+            bad = [str(exc)]
+        return {"step": step.index, "ok": not bad, "problems": bad, "left_as_is": left}
 
     def _record_success(self, name: str, plan: Plan) -> None:
         st = self.store.load(name)

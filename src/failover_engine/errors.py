@@ -6,6 +6,7 @@ there is one, what to do about it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class FailoverError(Exception):
@@ -82,6 +83,9 @@ class AdapterError(FailoverError):
     def __init__(self, message: str, *, resource: str | None = None, code: str | None = None):
         self.resource = resource
         self.code = code
+        # what apply() had already changed when it failed (ResourceKeys); None = not known.
+        # The engine restores exactly these, even from an intermediate state.
+        self.written: tuple[Any, ...] | None = None
         where = f" [{resource}]" if resource else ""
         what = f" ({code})" if code else ""
         super().__init__(f"{self.adapter}{where}: {message}{what}")

@@ -226,7 +226,8 @@ class Monitor:
         if watch.last_attempt and watch.last_attempt[0] == situation and now - watch.last_attempt[1] < self.retry_after:
             return
         watch.last_attempt = (situation, now)
-        self._start_run(name, decision.action, target, verdicts, reports, now)
+        # a rebalance is planned again by the engine as automation decides it (same hysteresis)
+        self._start_run(name, decision.action, target, verdicts, reports, now, stable_each if rebalance else None)
 
     def _flapping(self, name: str, reports: list[ObserverReport], watch: ServiceWatch) -> bool:
         flapping = sorted({k.split("/", 1)[1] for r in reports for k, v in r.verdicts.items()
@@ -247,7 +248,7 @@ class Monitor:
         fn()
 
     def _start_run(self, name: str, action: str, target: str | None, verdicts: dict[str, Any],
-                   reports: list[ObserverReport], now: float) -> None:
+                   reports: list[ObserverReport], now: float, stable_for: dict[str, float] | None = None) -> None:
         svc = self.loaded.strategy.services[name]
         watch = self.watches[name]
         awaited, about = self._incident_subject(svc, action, watch, verdicts)
@@ -256,7 +257,8 @@ class Monitor:
                          getattr(verdicts.get(about), "reason", ""))
         self.log(f"{name}: {action} to {target} ({getattr(verdicts.get(about), 'reason', '')})")
         engine = self.engine
-        watch.running = self.pool.submit(engine.run, name, action, target, apply=True, verdicts=verdicts)  # type: ignore[arg-type]
+        watch.running = self.pool.submit(engine.run, name, action, target, apply=True,  # type: ignore[arg-type]
+                                         verdicts=verdicts, stable_for=stable_for)
         loop = asyncio.get_event_loop()
         watch.running.add_done_callback(lambda f: loop.call_soon_threadsafe(self._run_done, name, action, f))
 

@@ -146,15 +146,21 @@ def select_members(service: Service, verdicts: Mapping[str, Verdict], current: A
     is taken out and its share goes to the others - in proportion to their weights (keeping their
     weights does exactly that) or equally (``redistribution: equal``). A member that is out comes
     back when healthy; when ``automatic``, only if the policy's failback is automatic and it has
-    been healthy for ``failback_stable_period`` (the same hysteresis as failback). A decision
-    never leaves zero members in rotation: with none healthy, the current rotation is kept.
+    been healthy for ``failback_stable_period`` (the same hysteresis as failback). When
+    ``automatic``, a member whose health is unknown (not judged yet, the quorum abstains) is
+    neither taken out nor brought back, and with a manual failover policy a member that fails is
+    only alerted on. A decision never leaves zero members in rotation: with none healthy, the
+    current rotation is kept.
     """
     stable_for = stable_for or {}
     warnings, members = [], []
     for ep in service.endpoints:
-        health, _ = _health(verdicts, ep.name)
+        health, why = _health(verdicts, ep.name)
         if health == "unknown" and ep.probe is None:
             warnings.append(f"member {ep.name!r} has no probe; kept in rotation unchecked")
+            health = "healthy"
+        elif health == "unknown" and automatic and current is not None and ep.name in current:
+            warnings.append(f"member {ep.name!r} health is unknown ({why}); kept in rotation until judged")
             health = "healthy"
         if health != "healthy":
             continue
@@ -163,6 +169,11 @@ def select_members(service: Service, verdicts: Mapping[str, Verdict], current: A
                                         stable_for.get(ep.name, 0.0) < service.policy.failback_stable_period):
             continue
         members.append(ep)
+    leaving = [n for n in (current or {}) if n not in {ep.name for ep in members}]
+    if automatic and leaving and service.policy.failover != "automatic":
+        down = ", ".join(f"{n!r} ({_health(verdicts, n)[1]})" for n in leaving)
+        return Decision("none", current, f"member(s) {down} unhealthy; policy is manual: alert only",
+                        (), tuple(warnings))
     if not members:
         down = ", ".join(f"{n}: {_health(verdicts, n)[1]}" for n in service.endpoint_names)
         return Decision("none", current, f"no healthy member ({down}); keeping the current rotation",

@@ -185,3 +185,114 @@ def _scrape(port: int) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
 def scrape_metrics() -> Callable[[int], dict[tuple[str, frozenset[tuple[str, str]]], float]]:
     """Factory: ``scrape_metrics(port)`` → every sample of ``/metrics`` as {(name, labels): value}."""
     return _scrape
+
+
+# --------------------------------------------------------------------------- providers seen through their own SDKs
+# Used by test_adapter_contract.py and test_cross_cloud.py: the emulators driven with Google's and
+# Microsoft's own clients (never the adapters), to seed a steady state and to read what a run left.
+
+
+class CloudDnsSdk:
+    """A Cloud DNS emulator through google-cloud-dns (managed zones) and google-api-python-client's
+    dns v1 (record sets with routing policies, changes), with anonymous credentials."""
+
+    def __init__(self, emulator: Any, project: str = "p"):
+        import google_auth_httplib2
+        import httplib2
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import dns
+        from googleapiclient.discovery import build
+
+        self.emulator, self.project = emulator, project
+        http = google_auth_httplib2.AuthorizedHttp(AnonymousCredentials(), http=httplib2.Http(timeout=10))
+        self.records = build("dns", "v1", http=http, static_discovery=True, cache_discovery=False,
+                             client_options={"api_endpoint": emulator.url + "/"})
+        self.zones = dns.Client(project=project, credentials=AnonymousCredentials(),
+                                client_options={"api_endpoint": emulator.url})
+
+    def create_zone(self, name: str, dns_name: str) -> None:
+        self.zones.zone(name, dns_name, description=f"{name} (test)").create()
+
+    def get(self, zone: str, name: str, rtype: str = "A") -> dict[str, Any] | None:
+        """The record set as the API answers it (``kind`` dropped), or None."""
+        found = self.records.resourceRecordSets().list(project=self.project, managedZone=zone, name=name,
+                                                       type=rtype).execute().get("rrsets", [])
+        return {k: v for k, v in found[0].items() if k != "kind"} if found else None
+
+    def put(self, zone: str, rrset: dict[str, Any]) -> None:
+        """Create or replace one record set with one change (deleting what is there first)."""
+        old = self.get(zone, rrset["name"], rrset["type"])
+        body = {"additions": [rrset], "deletions": [old] if old else []}
+        self.records.changes().create(project=self.project, managedZone=zone, body=body).execute()
+
+
+class _StaticToken:
+    """A TokenCredential handing out one fixed bearer token (the emulator checks only that one)."""
+
+    def __init__(self, token: str):
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        from azure.core.credentials import AccessToken
+
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+
+class TrafficManagerSdk:
+    """A Traffic Manager emulator through azure-mgmt-trafficmanager (HTTPS, the emulator's CA)."""
+
+    subscription = "00000000-0000-0000-0000-0000000000cc"
+    token, token_env_var = "token-for-the-emulator", "TM_CONTRACT_TOKEN"
+
+    def __init__(self, emulator: Any):
+        from azure.mgmt.trafficmanager import TrafficManagerManagementClient
+
+        self.emulator = emulator
+        self.client = TrafficManagerManagementClient(_StaticToken(self.token), self.subscription,
+                                                     base_url=emulator.url, connection_verify=emulator.ca_file,
+                                                     retry_total=0)
+
+    def put_profile(self, resource_group: str, profile: str, method: str,
+                    endpoints: dict[str, dict[str, Any]]) -> None:
+        """A profile with external endpoints (name → properties; ``target`` filled in). The resource
+        group is created in the emulator first (the resource-group API is not emulated)."""
+        self.emulator.add_resource_group(self.subscription, resource_group)
+        eps = [{"name": n, "type": "Microsoft.Network/trafficManagerProfiles/externalEndpoints",
+                "properties": {"target": f"{n}.example.net", **props}} for n, props in endpoints.items()]
+        self.client.profiles.create_or_update(resource_group, profile, {
+            "location": "global", "properties": {
+                "trafficRoutingMethod": method, "dnsConfig": {"relativeName": profile, "ttl": 30},
+                "monitorConfig": {"protocol": "HTTPS", "port": 443, "path": "/health"}, "endpoints": eps}})
+
+    def endpoints(self, resource_group: str, profile: str) -> dict[str, dict[str, Any]]:
+        """Endpoint name → priority, weight, status and target, as ``profiles.get`` answers."""
+        got = self.client.profiles.get(resource_group, profile)
+        return {ep.name: {"priority": ep.properties.priority, "weight": ep.properties.weight,
+                          "status": str(getattr(ep.properties.endpoint_status, "value", ep.properties.endpoint_status)),
+                          "target": ep.properties.target} for ep in got.properties.endpoints or []}
+
+    def serving(self, resource_group: str, profile: str, method: str) -> str | None:
+        """The endpoint that takes the traffic: the enabled one with the lowest priority (Priority)
+        or the highest weight (Weighted)."""
+        enabled = {n: e for n, e in self.endpoints(resource_group, profile).items() if e["status"] == "Enabled"}
+        if not enabled:
+            return None
+        if method == "Priority":
+            return min(enabled, key=lambda n: enabled[n]["priority"])
+        return max(enabled, key=lambda n: enabled[n]["weight"])
+
+
+@pytest.fixture
+def clouddns_sdk(clouddns_emulator: Any) -> CloudDnsSdk:
+    """:class:`CloudDnsSdk` over a fresh Cloud DNS emulator (``.emulator``), project ``p``."""
+    return CloudDnsSdk(clouddns_emulator)
+
+
+@pytest.fixture
+def trafficmanager_sdk(trafficmanager_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> TrafficManagerSdk:
+    """:class:`TrafficManagerSdk` over a fresh Traffic Manager emulator that accepts only its token;
+    the token is also in the environment variable ``TrafficManagerSdk.token_env_var`` (for a
+    connection with ``credentials: token_env``)."""
+    trafficmanager_emulator.token = TrafficManagerSdk.token
+    monkeypatch.setenv(TrafficManagerSdk.token_env_var, TrafficManagerSdk.token)
+    return TrafficManagerSdk(trafficmanager_emulator)

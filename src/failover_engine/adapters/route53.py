@@ -138,7 +138,8 @@ class Route53Adapter(Adapter):
                 attrs["failover"] = "PRIMARY" if name in active else "SECONDARY"
             else:
                 w = assignment.get(name, 0)
-                attrs["weight"] = round(w * binding.active_weight / 100) if w > 0 else binding.inactive_weight
+                # an endpoint in rotation never rounds down to weight 0 (it would silently drop out)
+                attrs["weight"] = max(1, round(w * binding.active_weight / 100)) if w > 0 else binding.inactive_weight
             if eb.health_check_id:
                 attrs["health_check_id"] = eb.health_check_id
             out[self._key(binding, name)] = attrs
@@ -279,14 +280,20 @@ class Route53Adapter(Adapter):
     def apply(self, changes: Sequence[Change], *, comment: str = "failover-engine") -> ApplyReceipt:
         start = self.calls
         receipt = ApplyReceipt()
-        for zone, batches in self.batches_for(changes).items():
-            for batch in batches:
-                resp = self._call("change_resource_record_sets", resource=zone, HostedZoneId=zone,
-                                  ChangeBatch={"Comment": comment[:256], "Changes": batch})
-                info = resp["ChangeInfo"]
-                receipt.batches.append({"zone": zone, "changes": len(batch), "change_id": info["Id"]})
-        for b in receipt.batches:  # all batches sent first: their propagation overlaps
-            self._wait_insync(b["change_id"], b["zone"])
+        written: list[ResourceKey] = []
+        try:
+            for zone, batches in self.batches_for(changes).items():
+                for batch in batches:  # a batch is atomic: written only once accepted
+                    resp = self._call("change_resource_record_sets", resource=zone, HostedZoneId=zone,
+                                      ChangeBatch={"Comment": comment[:256], "Changes": batch})
+                    written.extend(self._key_of(zone, e["ResourceRecordSet"]) for e in batch)
+                    info = resp["ChangeInfo"]
+                    receipt.batches.append({"zone": zone, "changes": len(batch), "change_id": info["Id"]})
+            for b in receipt.batches:  # all batches sent first: their propagation overlaps
+                self._wait_insync(b["change_id"], b["zone"])
+        except Route53Error as exc:
+            exc.written = tuple(written)
+            raise
         receipt.calls = self.calls - start
         return receipt
 

@@ -497,12 +497,17 @@ class TrafficManagerAdapter(Adapter):
                     "this adapter changes existing endpoints only: create it in the profile first",
                     resource=f"{c.key.scope}/{c.key.type}/{c.key.name}", code="EndpointMissing")
             by_profile[c.key.scope].append(c)
-        for scope, group in by_profile.items():
-            receipt.batches.append(self._apply_profile(scope, group))
+        written: list[ResourceKey] = []
+        try:
+            for scope, group in by_profile.items():
+                receipt.batches.append(self._apply_profile(scope, group, written))
+        except TrafficManagerError as exc:
+            exc.written = tuple(written)  # ordered PATCHes: some may be in, in an intermediate state
+            raise
         receipt.calls = self.calls - start
         return receipt
 
-    def _apply_profile(self, scope: str, changes: list[Change]) -> dict[str, Any]:
+    def _apply_profile(self, scope: str, changes: list[Change], written: list[ResourceKey]) -> dict[str, Any]:
         method, endpoints = self._get_profile(scope)
         by_key = {(c.key.type.lower(), c.key.name.lower()): c for c in changes}
         missing = [f"{c.key.name} ({c.key.type})" for k, c in by_key.items() if k not in endpoints]
@@ -525,6 +530,7 @@ class TrafficManagerAdapter(Adapter):
             body = {"properties": {REST_NAMES[k]: v for k, v in attrs.items()}}
             self._call("endpoints.update", f"{scope}/{etype}/{name}", self.client.endpoints.update,
                        rg, profile, etype, name, body)
+            written.append(ResourceKey("trafficmanager", scope, name, etype))
         return {"profile": scope, "updates": [{"endpoint": n, "set": a} for n, a in steps]}
 
 

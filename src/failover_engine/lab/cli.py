@@ -22,7 +22,7 @@ from types import FrameType
 from typing import Any, Callable, Iterator
 
 from ..errors import FailoverError
-from .lab import Lab
+from .lab import CLOUDS, Lab
 
 DEFAULT_DIR = Path(".drill")
 GRACE = 5.0  # seconds a signalled command gets before the next, harder signal
@@ -35,11 +35,13 @@ def add_lab_commands(subparsers: Any) -> None:
     """Add ``lab run`` and ``lab up`` to an argparse subparsers object; each sets ``func``."""
     lab = subparsers.add_parser(
         "lab", help="local lab: moto plays Route 53, local HTTP servers play the regions",
-        description="Start a local lab (nothing leaves 127.0.0.1) for drills and tests.")
+        description="Start a local lab (nothing leaves 127.0.0.1) for drills and tests: moto plays "
+        "Route 53 and, with --cloud gcp/azure/multi, the checkout's emulators play Cloud DNS and "
+        "Traffic Manager.")
     sub = lab.add_subparsers(dest="lab_command", metavar="{run,up}", required=True)
 
     run = sub.add_parser("run", help="start the lab, run a command in it, stop the lab",
-                         usage="%(prog)s [--dir DIR] [--template FILE] -- CMD [ARGS...]")
+                         usage="%(prog)s [--dir DIR] [--cloud CLOUD | --template FILE] -- CMD [ARGS...]")
     _add_common(run)
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="CMD", help="the command and its arguments")
     run.set_defaults(func=run_command)
@@ -52,8 +54,13 @@ def add_lab_commands(subparsers: Any) -> None:
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR,
                         help="run directory: strategy.yaml, lab.json, state (default: .drill)")
-    parser.add_argument("--template", type=Path, default=None,
-                        help="strategy template with {moto_url}, {primary_port}, {standby_port}, {lab_url}")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--cloud", choices=CLOUDS, default="aws",
+                       help="the embedded drill strategy to serve: aws (Route 53), gcp (Cloud DNS), azure "
+                       "(Traffic Manager), multi (all three); default aws")
+    which.add_argument("--template", type=Path, default=None,
+                       help="strategy template with {moto_url}, {primary_port}, {standby_port}, {lab_url}, "
+                       "{clouddns_url}, {trafficmanager_url}, {trafficmanager_ca}")
 
 
 # --------------------------------------------------------------------------- commands
@@ -97,7 +104,7 @@ def _start_lab(args: argparse.Namespace) -> Lab | int:
     lab = None
     try:
         with _signal_handlers(STOP_SIGNALS, _raise_stop):
-            lab = Lab(args.dir, strategy_template=args.template)
+            lab = Lab(args.dir, strategy_template=args.template, cloud=args.cloud)
             return lab.start()
     except _Stop as stop:
         if lab is not None:

@@ -1,5 +1,10 @@
 """The lab: a moto server plays Route 53, :class:`RegionServer` s play the regions, and a small
-JSON control API lets a playbook inject failures.
+JSON control API lets a playbook inject failures. When the strategy template asks for them, the
+checkout's Cloud DNS and Traffic Manager emulators play Google Cloud DNS and Azure Traffic Manager
+(see :mod:`.emulators`); every provider is seeded with the steady state, the primary active.
+
+Templates (``cloud``): ``aws`` (Route 53, the default), ``gcp`` (Cloud DNS), ``azure`` (Traffic
+Manager), ``multi`` (one service steered by all three); or any file given as ``strategy_template``.
 
 Control API (all JSON)::
 
@@ -8,7 +13,7 @@ Control API (all JSON)::
     POST /regions/<name>/<mode>         mode: up, down, slow (?ms=300), errors, hang
     POST /regions/<name>/partition?source=127.0.0.3[&source=...]   reset connections from these
                                         client addresses (no source: heal the partition)
-    POST /reset                         steady state: every region up, Route 53 seeded again
+    POST /reset                         steady state: every region up, every provider seeded again
 
 Nothing leaves the machine: every server binds 127.0.0.1 on a port the OS chooses.
 
@@ -34,13 +39,33 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..loader import LoadedStrategy, load_strategy
 from ..model import Route53Routing, Service, Strategy
+from .emulators import LAB_TOKEN, start_clouddns, start_trafficmanager
 from .regions import MODES, LabError, RegionServer
+from .seed_clouddns import seed_clouddns
+from .seed_trafficmanager import lab_token_vars, seed_trafficmanager
 
-__all__ = ["Lab", "LabError", "seed_route53", "steady_state_records"]
+__all__ = ["CLOUDS", "Lab", "LabError", "seed_route53", "steady_state_records", "template_for"]
 
 AWS_REGION = "us-east-1"
-TEMPLATE = "drill-strategy.yaml"
-_LEFTOVER = re.compile(r"\{(?:moto_url|lab_url|primary_port|standby_port|[A-Za-z0-9_.-]+_(?:port|url))\}")
+TEMPLATES = {"aws": "drill-strategy.yaml", "gcp": "drill-strategy-gcp.yaml",
+             "azure": "drill-strategy-azure.yaml", "multi": "drill-strategy-multi.yaml"}
+CLOUDS = tuple(TEMPLATES)
+TEMPLATE = TEMPLATES["aws"]
+# a template needs an emulator when it names one of its placeholders
+EMULATOR_PLACEHOLDERS = {"clouddns": ("{clouddns_url}",),
+                         "trafficmanager": ("{trafficmanager_url}", "{trafficmanager_ca}")}
+# real clouds' settings a child process must not inherit (the lab sets its own where it needs them)
+CLOUD_ENV_PREFIXES = ("AWS_", "EC2_", "AZURE_", "GOOGLE_", "CLOUDSDK_", "GCLOUD_")
+_LEFTOVER = re.compile(r"\{(?:moto_url|lab_url|primary_port|standby_port|trafficmanager_ca|"
+                       r"[A-Za-z0-9_.-]+_(?:port|url))\}")
+
+
+def template_for(cloud: str) -> str:
+    """The embedded drill template of ``cloud`` (one of :data:`CLOUDS`)."""
+    try:
+        return TEMPLATES[cloud]
+    except KeyError:
+        raise LabError(f"unknown cloud {cloud!r}; one of {', '.join(CLOUDS)}") from None
 
 
 def _fqdn(name: str) -> str:
@@ -230,15 +255,21 @@ class Lab:
 
     Use as a context manager. ``regions[0]`` plays the primary, ``regions[1]`` the standby.
     The strategy template may use ``{moto_url}``, ``{lab_url}``, ``{primary_port}``,
-    ``{standby_port}`` and ``{<region>_port}`` / ``{<region>_url}`` for every region.
+    ``{standby_port}`` and ``{<region>_port}`` / ``{<region>_url}`` for every region, and
+    ``{clouddns_url}``, ``{trafficmanager_url}``, ``{trafficmanager_ca}``: naming one starts
+    that emulator. ``strategy_template`` (a file) wins over ``cloud`` (an embedded template).
     """
 
     def __init__(self, run_dir: Path, regions: Sequence[str] = ("use1", "usw2"), *,
-                 strategy_template: Path | None = None):
+                 strategy_template: Path | None = None, cloud: str = "aws"):
         if not regions or len(set(regions)) != len(regions):
             raise LabError(f"the lab needs one or more distinct region names, got {list(regions)}")
         self.run_dir = Path(run_dir).resolve()
         self.strategy_template = strategy_template
+        self.cloud = cloud
+        self.template_name = template_for(cloud)
+        self.clouddns: Any = None        # the Cloud DNS emulator, when the template needs it
+        self.trafficmanager: Any = None  # the Traffic Manager emulator, when the template needs it
         self.regions: dict[str, RegionServer] = {name: RegionServer(name) for name in regions}
         self.moto_url = ""
         self.lab_url = ""
@@ -247,7 +278,8 @@ class Lab:
         self.aws_config_file = self.run_dir / "aws" / "config"
         self.aws_credentials_file = self.run_dir / "aws" / "credentials"
         self.loaded: LoadedStrategy | None = None
-        self.zones: dict[str, str] = {}
+        self.zones: dict[str, str] = {}           # Route 53: zone name (or id) → zone id
+        self.clouddns_zones: dict[str, str] = {}  # Cloud DNS: project/managed zone → DNS name
         self._stack = contextlib.ExitStack()
         self._started = False
         self._closed = False
@@ -267,10 +299,11 @@ class Lab:
         self._started = True
         try:
             self._start_servers()
+            self._start_emulators(self._template()[0])
             self._write_aws_files()
             self.strategy_path.write_text(self.render_strategy(), encoding="utf-8")
             self.loaded = load_strategy(self.strategy_path)
-            self.zones = seed_route53(self.route53_client(), self.loaded.strategy)
+            self._seed()
             self._write_lab_json()
         except BaseException:
             self.close()
@@ -278,18 +311,37 @@ class Lab:
         return self
 
     def close(self) -> None:
-        """Stop the control API, moto and the regions; remove lab.json. Idempotent."""
+        """Stop the control API, the emulators, moto and the regions; remove lab.json. Idempotent."""
         self._closed = self._started
         self._stack.close()
 
     def reset(self) -> None:
-        """Back to the steady state: every region up, moto cleared and seeded again."""
+        """Back to the steady state: every region up, moto and the emulators cleared and seeded again."""
         for region in self.regions.values():
             region.set_mode("up")
             region.partition(())
         reset_moto(self.moto_url)
+        for emulator in (self.clouddns, self.trafficmanager):
+            if emulator is not None:
+                emulator.reset()
         if self.loaded is not None:
-            self.zones = seed_route53(self.route53_client(), self.loaded.strategy)
+            self._seed()
+
+    def _seed(self) -> None:
+        """The steady state (primary active) of every binding, in moto and the running emulators."""
+        assert self.loaded is not None
+        strategy = self.loaded.strategy
+        self.zones = seed_route53(self.route53_client(), strategy)
+        kinds = {b.adapter for s in strategy.services.values() for b in s.routing}
+        for kind, emulator in (("clouddns", self.clouddns), ("trafficmanager", self.trafficmanager)):
+            if kind in kinds and emulator is None:
+                names = " or ".join(EMULATOR_PLACEHOLDERS[kind])
+                raise LabError(f"the strategy has {kind} bindings but no connection uses {names}: the lab "
+                               f"starts its {kind} emulator only for a template that names it")
+        if self.clouddns is not None:
+            self.clouddns_zones = seed_clouddns(self.clouddns.url, strategy)
+        if self.trafficmanager is not None:
+            seed_trafficmanager(self.trafficmanager.url, self.trafficmanager.ca_file, LAB_TOKEN, strategy)
 
     def route53_client(self) -> Any:
         """A boto3 Route 53 client talking to the lab's moto (never to AWS)."""
@@ -311,6 +363,15 @@ class Lab:
         self._stack.callback(control.shutdown)
         self.lab_url = f"http://127.0.0.1:{control.server_address[1]}"
 
+    def _start_emulators(self, template: str) -> None:
+        """Start the emulators whose placeholders the template names (stopped by :meth:`close`)."""
+        if any(p in template for p in EMULATOR_PLACEHOLDERS["clouddns"]):
+            self.clouddns = start_clouddns()
+            self._stack.callback(self.clouddns.stop)
+        if any(p in template for p in EMULATOR_PLACEHOLDERS["trafficmanager"]):
+            self.trafficmanager = start_trafficmanager()
+            self._stack.callback(self.trafficmanager.stop)
+
     def _write_aws_files(self) -> None:
         self.aws_config_file.parent.mkdir(parents=True, exist_ok=True)
         self.aws_config_file.write_text("", encoding="utf-8")
@@ -330,16 +391,23 @@ class Lab:
         for region in regions:
             values[f"{region.name}_port"] = str(region.port)
             values[f"{region.name}_url"] = region.url
+        if self.clouddns is not None:
+            values["clouddns_url"] = self.clouddns.url
+        if self.trafficmanager is not None:
+            values["trafficmanager_url"] = self.trafficmanager.url
+            values["trafficmanager_ca"] = self.trafficmanager.ca_file
         return values
+
+    def _template(self) -> tuple[str, str]:
+        """(text, where it comes from) of the strategy template."""
+        if self.strategy_template is not None:
+            return Path(self.strategy_template).read_text(encoding="utf-8"), str(self.strategy_template)
+        text = resources.files("failover_engine.lab").joinpath(self.template_name).read_text(encoding="utf-8")
+        return text, f"failover_engine/lab/{self.template_name}"
 
     def render_strategy(self) -> str:
         """The template with every placeholder filled (plain replacement: YAML has braces too)."""
-        if self.strategy_template is not None:
-            text = Path(self.strategy_template).read_text(encoding="utf-8")
-            source = str(self.strategy_template)
-        else:
-            text = resources.files("failover_engine.lab").joinpath(TEMPLATE).read_text(encoding="utf-8")
-            source = f"failover_engine/lab/{TEMPLATE}"
+        text, source = self._template()
         for key, value in self.placeholders().items():
             text = text.replace("{" + key + "}", value)
         leftover = sorted(set(_LEFTOVER.findall(text)))
@@ -350,21 +418,33 @@ class Lab:
 
     # ------------------------------------------------------------------ reporting
     def status(self) -> dict[str, Any]:
-        return {"lab_url": self.lab_url, "moto_url": self.moto_url, "strategy": str(self.strategy_path),
-                "regions": {name: r.status() for name, r in self.regions.items()}}
+        out = {"lab_url": self.lab_url, "moto_url": self.moto_url, "strategy": str(self.strategy_path),
+               "regions": {name: r.status() for name, r in self.regions.items()}}
+        if self.clouddns is not None:
+            out["clouddns_url"] = self.clouddns.url
+        if self.trafficmanager is not None:
+            out.update(trafficmanager_url=self.trafficmanager.url, trafficmanager_ca=self.trafficmanager.ca_file)
+        return out
 
     def servers(self) -> list[tuple[str, str]]:
         """(name, URL) of every server, for people."""
         out = [("control", self.lab_url), ("moto (route53)", self.moto_url)]
+        if self.clouddns is not None:
+            out.append(("cloud dns", self.clouddns.url))
+        if self.trafficmanager is not None:
+            out.append(("traffic manager", self.trafficmanager.url))
         return out + [(f"region {name}", r.url) for name, r in self.regions.items()]
 
     def env(self) -> dict[str, str]:
-        """Variables a child process needs: the strategy, the lab's URLs, fake AWS credentials.
+        """Variables a child process needs: the strategy, the lab's URLs, fake AWS credentials and,
+        with the Traffic Manager emulator, its fixed dummy bearer token.
 
         ``AWS_ENDPOINT_URL`` sends every AWS SDK call to moto, and the AWS config and credential
-        files are empty files of the lab, so a real AWS profile is never used.
+        files are empty files of the lab, so a real AWS profile is never used. Cloud DNS and
+        Traffic Manager connections name the emulators in the strategy itself (``endpoint_url``,
+        anonymous or token credentials): nothing here points at a real cloud.
         """
-        return {
+        out = {
             "FAILOVER_STRATEGY": str(self.strategy_path),
             "FAILOVER_LAB_URL": self.lab_url,
             "FAILOVER_MOTO_URL": self.moto_url,
@@ -379,9 +459,17 @@ class Lab:
             "NO_PROXY": "127.0.0.1,localhost",
             "no_proxy": "127.0.0.1,localhost",
         }
+        if self.clouddns is not None:
+            out["FAILOVER_CLOUDDNS_URL"] = self.clouddns.url
+        if self.trafficmanager is not None:
+            out["FAILOVER_TRAFFICMANAGER_URL"] = self.trafficmanager.url
+            token_vars = lab_token_vars(self.loaded.strategy, self.trafficmanager.url) if self.loaded else []
+            out.update({var: LAB_TOKEN for var in token_vars or ["AZURE_ACCESS_TOKEN"]})
+        return out
 
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """``base`` (default: os.environ) without any AWS_*/EC2_* variable, plus :meth:`env`."""
+        """``base`` (default: os.environ) without any variable of a real cloud (AWS_*, EC2_*,
+        AZURE_*, GOOGLE_*, CLOUDSDK_*, GCLOUD_*), plus :meth:`env`."""
         source = dict(os.environ if base is None else base)
-        kept = {k: v for k, v in source.items() if not k.upper().startswith(("AWS_", "EC2_"))}
+        kept = {k: v for k, v in source.items() if not k.upper().startswith(CLOUD_ENV_PREFIXES)}
         return {**kept, **self.env()}

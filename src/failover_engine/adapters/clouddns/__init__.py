@@ -183,11 +183,26 @@ class CloudDnsAdapter(Adapter):
         receipt = ApplyReceipt()
         effective = [c for c in changes if c.action != "noop"]
         pending: list[tuple[str, str]] = []
+        written: list[ResourceKey] = []
+        try:
+            self._apply_bodies(effective, receipt, pending, written)
+            for zone, change_id in pending:  # all changes sent first: their propagation overlaps
+                self._wait_done(zone, change_id)
+        except CloudDnsError as exc:
+            exc.written = tuple(written)
+            raise
+        receipt.calls = self.calls - start
+        return receipt
+
+    def _apply_bodies(self, effective: list[Change], receipt: ApplyReceipt, pending: list[tuple[str, str]],
+                      written: list[ResourceKey]) -> None:
+        """Create one change per zone (per quota chunk); a created change is atomic and written."""
         for zone, bodies in change_bodies(effective, self._seen).items():
             for body in bodies:
                 sent = {(fqdn(r["name"]), r["type"]) for r in body["additions"] + body["deletions"]}
                 members = [c for c in effective if c.key.scope == zone and (c.key.name, c.key.type) in sent]
                 change = self._create(zone, body, members)
+                written.extend(c.key for c in members)
                 receipt.batches.append({"zone": zone, "change_id": change.get("id"), "status": change.get("status"),
                                         "additions": len(body["additions"]), "deletions": len(body["deletions"])})
                 if change.get("confirmed_by_read"):
@@ -195,10 +210,6 @@ class CloudDnsAdapter(Adapter):
                 if change.get("id") is not None and change.get("status") != "done":
                     pending.append((zone, change["id"]))
                 self._remember(members, body)
-        for zone, change_id in pending:  # all changes sent first: their propagation overlaps
-            self._wait_done(zone, change_id)
-        receipt.calls = self.calls - start
-        return receipt
 
     def _remember(self, members: list[Change], body: dict[str, Any]) -> None:
         """What the zone holds after a change: the next change's deletions."""
