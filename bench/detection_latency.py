@@ -35,9 +35,11 @@ Per detection (the tracker's effective health turning unhealthy; times are wall 
   detecting probe's start to the tracker's verdict: probe time, waiting for the event loop,
   tracker). This is the engine's own cost, free of phase and jitter.
 
-False positives: an unhealthy verdict whose failure streak did not start inside an injection
-window of that endpoint (must be 0). Also counted: detections missed before T_heal, endpoints
-not healthy again after their window, failed probes outside any window.
+False positives: an unhealthy verdict whose deciding probe (the one that reached the
+threshold) did not start inside an injection window of that endpoint (must be 0). Also counted:
+detections missed before T_heal, endpoints not healthy again after their window, failed probes
+outside any window (by kind), and true detections whose streak began with such a stray failure
+just before the window (left out of the rows that start from the first failing probe).
 
     .venv/bin/python bench/detection_latency.py                        # 1,000 endpoints at 1 s, then at 0.25 s
     .venv/bin/python bench/detection_latency.py --interval 0.25 --endpoints 2000 --json /tmp/d.json
@@ -76,6 +78,7 @@ from probe_throughput import machine, machine_busy  # noqa: E402
 TARGET_OVERHEAD_P99 = 0.100
 TARGET_DETECTION_P99 = 1.0
 SERVICE = "bench"
+STALL_EVERY = 2.5
 BUSY_MACHINE = 0.5
 """Other jobs using this much of a core during a case get a note under its figures."""
 
@@ -90,7 +93,6 @@ class _Responder(asyncio.Protocol):
 
     windows: dict[bytes, tuple[tuple[float, float], ...]] = {}  # replaced whole by the control thread
     close_on_failure = False
-
     connections = 0
 
     def connection_made(self, transport: Any) -> None:
@@ -218,9 +220,6 @@ class _TimedScheduler(ProbeScheduler):
         super()._start(target, start_at, now)
 
 
-_HOOKED = hasattr(ProbeScheduler, "_start")
-
-
 @dataclass
 class Detected:
     endpoint: str
@@ -229,6 +228,7 @@ class Detected:
     first_failure_at: float
     detecting_probe_at: float
     lateness: float | None
+    early_streak: bool  # the failure streak began with a failure before the window (not the injection)
 
 
 class Recorder:
@@ -239,7 +239,7 @@ class Recorder:
         self.trackers = {key: SignalTracker(key, detection) for key in keys}
         self.health = dict.fromkeys(keys, Health.unknown)
         self.windows: dict[str, list[tuple[float, float]]] = {}
-        self.planned: dict[str, float] | None = None  # the _TimedScheduler's planned starts
+        self.planned: dict[str, float] = {}  # the _TimedScheduler's planned starts (loop clock)
         self.offset = time.time() - time.monotonic()  # wall - loop clock, refreshed by the case
         self.metrics = metrics
         self.measuring = False
@@ -250,6 +250,7 @@ class Recorder:
         self.recovered: dict[tuple[str, float], float] = {}
         self.unexpected_failures: dict[str, int] = {}  # failed probes outside any window, by kind
         self.in_flight = array("i")  # probes in flight + queued, sampled every 10 ms
+        self.loop_lag = array("d")  # how late a 10 ms sleep woke up
 
     def _window(self, key: str, at: float) -> tuple[float, float] | None:
         slack = self.detection.timeout  # a probe started just before T_inject may be answered after it
@@ -263,8 +264,9 @@ class Recorder:
         if self.metrics is not None:
             self.metrics.observe_probe(key, "local", result, verdict)
         lateness = None
-        if self.planned is not None:
-            lateness = result.at - (self.planned[key] + self.offset)
+        planned = self.planned.get(key)  # None if the scheduler's private hook went away
+        if planned is not None:
+            lateness = result.at - (planned + self.offset)
             if self.measuring:
                 self.lateness.append(lateness)
         if self.measuring:
@@ -282,13 +284,15 @@ class Recorder:
                 self.recovered[(key, ended[-1][0])] = verdict.recovered_at - ended[-1][1]
 
     def _on_unhealthy(self, key: str, verdict: Any, lateness: float | None) -> None:
-        first = verdict.first_failure_at
-        window = self._window(key, first) if first is not None else None
-        if window is None or verdict.last.at >= window[1]:
+        """A verdict is true when the probe that reached the threshold fell in a failure window."""
+        window = self._window(key, verdict.last.at)
+        if window is None:
             self.false_positives.append({"endpoint": key, "detected_at": verdict.detected_at,
-                                         "first_failure_at": first, "reason": verdict.reason})
+                                         "first_failure_at": verdict.first_failure_at, "reason": verdict.reason})
             return
-        self.detected.append(Detected(key, window[0], verdict.detected_at, first, verdict.last.at, lateness))
+        early = verdict.first_failure_at < window[0] - self.detection.timeout  # a stray failure began the streak
+        self.detected.append(Detected(key, window[0], verdict.detected_at, verdict.first_failure_at,
+                                      verdict.last.at, lateness, early))
 
 
 # --------------------------------------------------------------------------- one case
@@ -304,6 +308,7 @@ class CaseSpec:
     warmup: float
     concurrency: int
     with_metrics: bool
+    stall: float = 0.0  # block the prober's loop this long every STALL_EVERY seconds (0: never)
 
     @property
     def hold(self) -> float:
@@ -352,6 +357,7 @@ class CaseResult:
     duration: float
     injected: int
     detected: int
+    early_streaks: int
     missed: int
     not_recovered: int
     not_healthy_after_warmup: int
@@ -362,6 +368,8 @@ class CaseResult:
     skipped: int
     new_connections: int
     in_flight_max: int
+    gc_collections: int
+    gc_pause_max_ms: float
     prober_cpu: float
     server_cpu: float
     other_cpu: float | None
@@ -375,17 +383,70 @@ class CaseResult:
                 and not self.not_recovered and not self.not_healthy_after_warmup)
 
 
-async def _keep_offset(recorder: Recorder, stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    while not stop.is_set():
-        recorder.offset = time.time() - loop.time()
-        await asyncio.sleep(0.5)
+class Diagnostics:
+    """What a case measures around its rounds: CPU (prober, servers, other jobs), late rounds, new
+    connections, GC pauses, and every 10 ms the probes in flight + queued and the loop's lag (how
+    late a 10 ms sleep wakes). Also refreshes the recorder's wall - loop clock offset, and blocks the
+    loop for ``stall`` seconds every STALL_EVERY s when asked (as a preempted process would)."""
 
+    def __init__(self, scheduler: ProbeScheduler, servers: Servers, recorder: Recorder, stall: float):
+        self.scheduler, self.servers, self.recorder, self.stall = scheduler, servers, recorder, stall
+        self.gc_pauses: list[float] = []
+        self._gc_start = 0.0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._before: tuple[Any, ...] = ()
 
-async def _sample_in_flight(scheduler: ProbeScheduler, recorder: Recorder) -> None:
-    while True:
-        recorder.in_flight.append(scheduler.in_flight + scheduler.queued)
-        await asyncio.sleep(0.01)
+    def watch_clock(self) -> None:
+        self._tasks.append(asyncio.create_task(self._sample()))
+
+    async def start(self) -> None:
+        cpu = await asyncio.to_thread(self.servers.stats)
+        self._before = (self.scheduler.late, self.scheduler.skipped, *cpu, os.times(), machine_busy(),
+                        time.perf_counter())
+        gc.callbacks.append(self._on_gc)
+        if self.stall > 0:
+            self._tasks.append(asyncio.create_task(self._block()))
+        self.recorder.measuring = True
+
+    async def stop(self) -> dict[str, Any]:
+        self.recorder.measuring = False
+        late0, skipped0, server0, connections0, cpu0, busy0, wall0 = self._before
+        elapsed, cpu1, busy1 = time.perf_counter() - wall0, os.times(), machine_busy()
+        gc.callbacks.remove(self._on_gc)
+        server1, connections1 = await asyncio.to_thread(self.servers.stats)
+        for task in self._tasks:
+            task.cancel()
+        prober, server = cpu1.user + cpu1.system - cpu0.user - cpu0.system, server1 - server0
+        other = None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - prober - server) / elapsed
+        return dict(duration=round(elapsed, 1), probes_per_s=round(self.recorder.probes / elapsed, 1),
+                    late=self.scheduler.late - late0, skipped=self.scheduler.skipped - skipped0,
+                    new_connections=connections1 - connections0,
+                    in_flight_max=max(self.recorder.in_flight, default=0), gc_collections=len(self.gc_pauses),
+                    gc_pause_max_ms=round(max(self.gc_pauses, default=0.0) * 1000, 1),
+                    prober_cpu=round(prober / elapsed, 3), server_cpu=round(server / elapsed, 3),
+                    other_cpu=None if other is None else round(other, 2))
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+        else:
+            self.gc_pauses.append(time.perf_counter() - self._gc_start)
+
+    async def _sample(self) -> None:
+        loop, recorder = asyncio.get_running_loop(), self.recorder
+        while True:
+            recorder.offset = time.time() - loop.time()
+            if recorder.measuring:
+                recorder.in_flight.append(self.scheduler.in_flight + self.scheduler.queued)
+            due = loop.time() + 0.01
+            await asyncio.sleep(0.01)
+            if recorder.measuring:
+                recorder.loop_lag.append(loop.time() - due)
+
+    async def _block(self) -> None:
+        while True:
+            await asyncio.sleep(STALL_EVERY)
+            time.sleep(self.stall)
 
 
 async def _rounds(spec: CaseSpec, servers: Servers, recorder: Recorder, keys: list[str], rng: random.Random) -> int:
@@ -415,45 +476,31 @@ async def run_case(spec: CaseSpec, servers: Servers, seed: int) -> CaseResult:
 
         metrics = MonitorMetrics()
     recorder = Recorder(keys, detection, metrics)
-    scheduler = (_TimedScheduler if _HOOKED else ProbeScheduler)(recorder, concurrency=spec.concurrency)
-    recorder.planned = getattr(scheduler, "planned", None)
+    scheduler = _TimedScheduler(recorder, concurrency=spec.concurrency)
+    recorder.planned = scheduler.planned
     scheduler.set_targets([ScheduledProbe(key, HttpProbe(url=servers.url(i)), detection.interval, detection.timeout,
                                           detection.latency_limit, detection.jitter) for i, key in enumerate(keys)])
     gc.collect()
     gc.freeze()  # as `failover monitor` does once its targets are loaded
     stop = asyncio.Event()
     runner = asyncio.create_task(scheduler.run(stop))
-    offsets = asyncio.create_task(_keep_offset(recorder, stop))
+    diagnostics = Diagnostics(scheduler, servers, recorder, spec.stall)
+    diagnostics.watch_clock()
     await asyncio.sleep(max(spec.warmup, 3 * spec.interval + spec.timeout))
     not_healthy = sum(h is not Health.healthy for h in recorder.health.values())
-    late0, skipped0 = scheduler.late, scheduler.skipped
-    server0, connections0 = await asyncio.to_thread(servers.stats)
-    in_flight = asyncio.create_task(_sample_in_flight(scheduler, recorder))
-    cpu0, busy0, wall0 = os.times(), machine_busy(), time.perf_counter()
-    recorder.measuring = True
+    await diagnostics.start()
     injected = await _rounds(spec, servers, recorder, keys, random.Random(seed))
-    recorder.measuring = False
-    elapsed = time.perf_counter() - wall0
-    cpu1, busy1 = os.times(), machine_busy()
-    server1, connections1 = await asyncio.to_thread(servers.stats)
-    in_flight.cancel()
-    late, skipped = scheduler.late - late0, scheduler.skipped - skipped0
+    measured = await diagnostics.stop()
     stop.set()
-    await asyncio.gather(runner, offsets)
+    await runner
     gc.unfreeze()
-    prober = cpu1.user + cpu1.system - cpu0.user - cpu0.system
-    server = server1 - server0
-    other = None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - prober - server) / elapsed
     windows = {(k, s[0]) for k, spans in recorder.windows.items() for s in spans}
     result = CaseResult(
-        spec=asdict(spec), duration=round(elapsed, 1), injected=injected, detected=len(recorder.detected),
+        spec=asdict(spec), injected=injected, detected=len(recorder.detected),
+        early_streaks=sum(x.early_streak for x in recorder.detected),
         missed=injected - len({(d.endpoint, d.injected_at) for d in recorder.detected}),
         not_recovered=len(windows - set(recorder.recovered)), not_healthy_after_warmup=not_healthy,
-        false_positives=recorder.false_positives, unexpected_failed_probes=recorder.unexpected_failures,
-        probes_per_s=round(recorder.probes / elapsed, 1), late=late, skipped=skipped,
-        new_connections=connections1 - connections0, in_flight_max=max(recorder.in_flight, default=0),
-        prober_cpu=round(prober / elapsed, 3), server_cpu=round(server / elapsed, 3),
-        other_cpu=None if other is None else round(other, 2))
+        false_positives=recorder.false_positives, unexpected_failed_probes=recorder.unexpected_failures, **measured)
     summarise(result, recorder, spec)
     return result
 
@@ -466,15 +513,15 @@ def summarise(result: CaseResult, recorder: Recorder, spec: CaseSpec) -> None:
         "detection": [x.detected_at - x.injected_at for x in d],
         "overhead": [x.detected_at - x.injected_at - budget for x in d],
         "ideal_overhead": ideal_overhead(spec.interval, spec.jitter, spec.threshold),
-        "first_failure_after_injection": [x.first_failure_at - x.injected_at for x in d],
-        "engine_delay": [x.detected_at - x.first_failure_at - streak for x in d],
+        "first_failure_after_injection": [x.first_failure_at - x.injected_at for x in d if not x.early_streak],
+        "engine_delay": [x.detected_at - x.first_failure_at - streak for x in d if not x.early_streak],
         "verdict_delay": [x.detected_at - x.detecting_probe_at for x in d],
         "recovery": list(recorder.recovered.values()),
+        "own_delay": [x.detected_at - x.detecting_probe_at + x.lateness for x in d if x.lateness is not None],
+        "lateness_detecting_probe": [x.lateness for x in d if x.lateness is not None],
+        "lateness_every_probe": list(recorder.lateness),
+        "loop_lag": list(recorder.loop_lag),
     }
-    if _HOOKED:
-        rows["own_delay"] = [x.detected_at - x.detecting_probe_at + (x.lateness or 0.0) for x in d]
-        rows["lateness_detecting_probe"] = [x.lateness for x in d if x.lateness is not None]
-        rows["lateness_every_probe"] = list(recorder.lateness)
     result.ms = {name: percentiles(values) for name, values in rows.items()}
     result.samples = [asdict(x) for x in d]
     overhead_p99, detection_p99 = result.ms["overhead"]["p99"], result.ms["detection"]["p99"]
@@ -495,21 +542,25 @@ ROWS = [
     ("lateness_detecting_probe", "  lateness of the detecting probe"),
     ("verdict_delay", "  verdict delay: detecting probe start - verdict"),
     ("lateness_every_probe", "lateness, every probe"),
+    ("loop_lag", "event loop lag (a 10 ms sleep, sampled)"),
     ("recovery", "recovery: healthy verdict - heal"),
 ]
 
 
 def render(r: CaseResult) -> str:
     s = r.spec
+    stalled = f", loop blocked {s['stall']:g} s every {STALL_EVERY:g} s" if s["stall"] else ""
     lines = [f"{s['endpoints']} endpoints, interval {s['interval']:g} s, threshold {s['threshold']}, timeout "
              f"{s['timeout']:g} s, jitter {s['jitter']:g}; {s['failing']} failing x {s['rounds']} rounds"
-             f"{', with metrics' if s['with_metrics'] else ''}; {r.duration:g} s measured",
-             f"  injected {r.injected}, detected {r.detected}, missed {r.missed}, false positives "
+             f"{', with metrics' if s['with_metrics'] else ''}{stalled}; {r.duration:g} s measured",
+             f"  injected {r.injected}, detected {r.detected} ({r.early_streaks} after a stray failure), missed "
+             f"{r.missed}, false positives "
              f"{len(r.false_positives)}, not recovered {r.not_recovered}, not healthy after warm-up "
              f"{r.not_healthy_after_warmup}, failed probes outside windows "
              f"{sum(r.unexpected_failed_probes.values())} {r.unexpected_failed_probes or ''}",
              f"  {r.probes_per_s:g} probes/s, late rounds {r.late} (skipped {r.skipped}), in flight max "
-             f"{r.in_flight_max}, new connections {r.new_connections}, CPU: prober {r.prober_cpu:.2f} "
+             f"{r.in_flight_max}, new connections {r.new_connections}, GC {r.gc_collections} (longest "
+             f"{r.gc_pause_max_ms:g} ms), CPU: prober {r.prober_cpu:.2f} "
              f"({r.prober_cpu / max(r.probes_per_s, 1) * 1e6:.0f} us/probe), servers {r.server_cpu:.2f}, other jobs "
              f"{'-' if r.other_cpu is None else f'{r.other_cpu:.2f}'}",
              f"  {'milliseconds':<62}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}"]
@@ -545,6 +596,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="how a failing endpoint answers: 503, or closing the connection")
     parser.add_argument("--with-metrics", action="store_true", help="also update the monitor's Prometheus metrics "
                         "per result, as `failover monitor` does")
+    parser.add_argument("--stall", type=float, default=0.0, help=f"block the prober's event loop this many seconds "
+                        f"every {STALL_EVERY:g} s (default 0: never)")
     parser.add_argument("--server-procs", type=int, default=1)
     parser.add_argument("--ports-per-proc", type=int, default=4)
     parser.add_argument("--base-port", type=int, default=18600)
@@ -564,7 +617,8 @@ def _specs(args: argparse.Namespace, parser: argparse.ArgumentParser) -> list[Ca
         parser.error("--failing and --rounds must be at least 1")
     return [CaseSpec(endpoints=n, failing=min(args.failing, n), interval=t, threshold=args.threshold,
                      timeout=args.timeout or round(min(0.5, 0.8 * t), 3), jitter=args.jitter, rounds=args.rounds,
-                     warmup=args.warmup, concurrency=args.concurrency, with_metrics=args.with_metrics)
+                     warmup=args.warmup, concurrency=args.concurrency, with_metrics=args.with_metrics,
+                     stall=args.stall)
             for n, t in zip(counts, intervals)]
 
 
@@ -573,8 +627,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     specs = _specs(args, parser)
     print(f"about {sum(s.estimate() for s in specs):.0f} s for {len(specs)} case(s)", file=sys.stderr, flush=True)
-    if not _HOOKED:
-        print("ProbeScheduler has no _start: lateness not measured", file=sys.stderr)
     servers = Servers(args.server_procs, args.ports_per_proc, args.base_port, args.failure == "close")
     results: list[CaseResult] = []
     try:

@@ -61,7 +61,9 @@ class LocalObserver:
         self.monitor = monitor
         self.trackers: dict[str, SignalTracker] = {}
         self.control_ok: dict[str, bool] = {}
-        self.scheduler = ProbeScheduler(self.on_result, source_address=spec.source_address)
+        # 64 in flight: enough for slow endpoints, and no burst of new connections after a stall
+        # (512 made detection latency worse under load: docs/benchmarks.md, detection latency)
+        self.scheduler = ProbeScheduler(self.on_result, concurrency=64, source_address=spec.source_address)
 
     def retarget(self, loaded: LoadedStrategy) -> None:
         targets, keep = [], set()

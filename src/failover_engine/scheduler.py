@@ -68,7 +68,7 @@ class _Target:
     """Scheduling state of one key. ``generation`` changes when the target is replaced or
     removed: heap entries and results of an older generation are then ignored."""
 
-    __slots__ = ("probe", "generation", "busy", "removed", "grid")
+    __slots__ = ("probe", "generation", "busy", "removed", "grid", "offset")
 
     def __init__(self, probe: ScheduledProbe):
         self.probe = probe
@@ -76,6 +76,7 @@ class _Target:
         self.busy = False  # a probe is running or waiting for a slot
         self.removed = False
         self.grid: float | None = None  # grid point of the pending round
+        self.offset = 0.0  # this target's jitter: drawn once, so its cadence stays exact
 
 
 # heap entry: (start at, sequence, grid point, target, generation); the sequence breaks ties
@@ -158,7 +159,11 @@ class ProbeScheduler:
         self._wake()
 
     def _schedule_first(self, target: _Target, now: float) -> None:
-        grid = now + self._random.random() * target.probe.interval
+        probe = target.probe
+        grid = now + self._random.random() * probe.interval
+        # jitter drawn once per target (not per round): targets stay spread apart while each keeps
+        # an exact interval, so detection time is not stretched by a fresh draw every round
+        target.offset = (self._random.random() * 2 - 1) * probe.jitter * probe.interval
         self._push(target, grid, not_before=now)
 
     def _reschedule(self, target: _Target, old: ScheduledProbe, now: float) -> None:
@@ -168,8 +173,7 @@ class ProbeScheduler:
             self._push(target, target.grid, not_before=now)
 
     def _push(self, target: _Target, grid: float, not_before: float = float("-inf")) -> None:
-        probe = target.probe
-        start = grid + (self._random.random() * 2 - 1) * probe.jitter * probe.interval
+        start = grid + target.offset
         self._sequence += 1
         target.grid = grid
         heapq.heappush(self._heap, (max(start, not_before), self._sequence, grid, target, target.generation))
