@@ -4,11 +4,16 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CLOUD  ?= aws
+CLOUDS := aws gcp azure multi
 
-.PHONY: all drill test unit integration bench lint collections clean help
+.PHONY: all drill drill-all test unit integration bench lint collections clean help
 
 help:
 	@echo "make drill   - run a complete failover drill locally (moto + local regions), print RTO"
+	@echo "make drill CLOUD=gcp   - the drill on Cloud DNS; CLOUD=azure: Traffic Manager; CLOUD=multi:"
+	@echo "               one service steered by Route 53 + Cloud DNS + Traffic Manager (local emulators)"
+	@echo "make drill-all - the drill on each of $(CLOUDS), one after the other"
 	@echo "make test    - set up and run the whole test suite"
 	@echo "make bench   - run the benchmarks (figures go to docs/benchmarks.md by hand)"
 	@echo "make clean   - remove the venv and run artefacts"
@@ -26,7 +31,17 @@ collections/ansible_collections/resilience/failover:
 collections: collections/ansible_collections/resilience/failover
 
 drill: $(STAMP) collections
-	$(BIN)/failover drill --dir .drill
+	$(BIN)/failover drill --cloud $(CLOUD) --dir .drill
+
+# every cloud in turn, each in its own run directory (.drill/<cloud>) so every report stays;
+# a failed drill does not stop the others, but fails the target
+drill-all: $(STAMP) collections
+	@failed=""; for cloud in $(CLOUDS); do \
+	  echo "=== drill on $$cloud"; \
+	  $(BIN)/failover drill --cloud $$cloud --dir .drill/$$cloud || failed="$$failed $$cloud"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "=== drill FAILED on:$$failed"; exit 1; fi; \
+	echo "=== drill succeeded on: $(CLOUDS) (reports in .drill/<cloud>/drill-report.json)"
 
 test: $(STAMP) collections
 	$(BIN)/python -m pytest -q -ra

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 
 from failover_engine.adapters import make_adapter
-from failover_engine.adapters.route53 import Route53Adapter
 from failover_engine.cli import build_parser
 from failover_engine.lab import emulators
 from failover_engine.lab.lab import CLOUDS, Lab, LabError
@@ -59,8 +58,8 @@ def active_per_provider(service: Service, records: dict[str, Any]) -> dict[str, 
     for b in service.routing:
         if b.adapter == "route53":
             roles = {name: attrs.get("failover") for name, eb in b.endpoints.items()
-                     for key, attrs in records.items()
-                     if key.startswith("route53:") and key.endswith(f"/{_fqdn(b.record)}/{b.type}[{eb.set_identifier}]")}
+                     for key, attrs in records.items() if key.startswith("route53:")
+                     and key.endswith(f"/{_fqdn(b.record)}/{b.type}[{eb.set_identifier}]")}
             primary = [n for n, role in roles.items() if role == "PRIMARY"]
             out["route53"] = primary[0] if len(primary) == 1 and len(roles) == len(b.endpoints) else None
         elif b.adapter == "clouddns":
@@ -69,7 +68,8 @@ def active_per_provider(service: Service, records: dict[str, Any]) -> dict[str, 
                                     if sorted(eb.values) == sorted(attrs.get("primary", []))), None)
         else:
             scope = f"trafficmanager:{b.resource_group}/{b.profile}"
-            states = {n: records.get(f"{scope}/{eb.endpoint}/{eb.endpoint_type}") or {} for n, eb in b.endpoints.items()}
+            states = {n: records.get(f"{scope}/{eb.endpoint}/{eb.endpoint_type}") or {}
+                      for n, eb in b.endpoints.items()}
             enabled = {n: s["priority"] for n, s in states.items() if s.get("endpoint_status") == "Enabled"}
             out["trafficmanager"] = min(enabled, key=enabled.__getitem__) if enabled else None
     return out
@@ -147,9 +147,7 @@ def test_lab_starts_only_the_emulators_its_template_names_and_seeds_the_primary(
         def actives() -> dict[str, Any]:
             out = {}
             for b in service.routing:
-                conn = strategy.connections[b.connection or ""]
-                adapter = (Route53Adapter(conn, client=lab.route53_client()) if b.adapter == "route53"  # type: ignore[arg-type]
-                           else make_adapter(b.adapter, conn))
+                adapter = make_adapter(b.adapter, strategy.connections[b.connection or ""])  # the lab's env
                 out[b.adapter] = adapter.active_of(b, adapter.read([b]))
             return out
 
@@ -161,6 +159,60 @@ def test_lab_starts_only_the_emulators_its_template_names_and_seeds_the_primary(
                                                      "dnsConfig": {"relativeName": "x"}, "endpoints": []}})
         lab.reset()
         assert actives() == steady
+
+
+MODES_TEMPLATE = """\
+version: 1
+connections:
+  gcp: {{type: clouddns, project: p1, endpoint_url: "{{clouddns_url}}", credentials: anonymous}}
+  azure: {{type: trafficmanager, subscription_id: sub-1, endpoint_url: "{{trafficmanager_url}}",
+          ca_bundle: "{{trafficmanager_ca}}", credentials: token_env, token_env_var: LAB_TM_TOKEN}}
+services:
+{services}
+"""
+MODE_SERVICE = """\
+  {name}:
+    endpoints:
+      - {{name: a, role: standby, region: r1, probe: {{type: http, url: "{{lab_url}}/status"}}}}
+      - {{name: b, role: primary, region: r2, probe: {{type: http, url: "{{lab_url}}/status"}}}}
+      - {{name: c, role: standby, region: r3, probe: {{type: http, url: "{{lab_url}}/status"}}}}
+    routing: [{binding}]
+"""
+MODE_BINDINGS = {
+    "dns-simple": "{adapter: clouddns, connection: gcp, managed_zone: modes, record: simple.modes.example., "
+                  "endpoints: {a: {values: [10.0.0.1]}, b: {values: [10.0.0.2]}, c: {values: [10.0.0.3]}}}",
+    "dns-backup": "{adapter: clouddns, connection: gcp, managed_zone: modes, record: backup.modes.example., "
+                  "mode: primary_backup, trickle_ratio: 0.1, endpoints: {a: {values: [10.0.1.1], location: r1}, "
+                  "b: {values: [10.0.1.2], location: r2}, c: {values: [10.0.1.3], location: r3}}}",
+    "dns-wrr": "{adapter: clouddns, connection: gcp, managed_zone: modes, record: wrr.sub.modes.example., "
+               "mode: weighted, endpoints: {a: {values: [10.0.2.1]}, b: {values: [10.0.2.2]}, "
+               "c: {values: [10.0.2.3]}}}",
+    "tm-priority": "{adapter: trafficmanager, connection: azure, resource_group: rg, profile: p-priority, "
+                   "mode: priority, endpoints: {a: {endpoint: ea}, b: {endpoint: eb}, c: {endpoint: ec}}}",
+    "tm-status": "{adapter: trafficmanager, connection: azure, resource_group: rg, profile: p-status, mode: status, "
+                 "endpoints: {a: {endpoint: ea, endpoint_type: AzureEndpoints}, b: {endpoint: eb}, c: {endpoint: ec}}}",
+    "tm-weighted": "{adapter: trafficmanager, connection: azure, resource_group: rg, profile: p-weighted, "
+                   "mode: weighted, endpoints: {a: {endpoint: ea}, b: {endpoint: eb}, c: {endpoint: ec}}}",
+}
+
+
+@pytest.mark.timeout(60)
+def test_seeding_puts_the_primary_first_in_every_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A primary that is not the first endpoint, three endpoints, every Cloud DNS and Traffic
+    Manager mode: the real adapters read back the primary as the one active endpoint."""
+    services = "".join(MODE_SERVICE.format(name=n, binding=b) for n, b in MODE_BINDINGS.items())
+    template = tmp_path / "modes.yaml"
+    template.write_text(MODES_TEMPLATE.format(services=services))
+    with Lab(tmp_path / "run", strategy_template=template) as lab:
+        assert lab.env()["LAB_TM_TOKEN"] == emulators.LAB_TOKEN
+        monkeypatch.setenv("LAB_TM_TOKEN", lab.env()["LAB_TM_TOKEN"])
+        assert lab.clouddns_zones == {"p1/modes": "modes.example."}  # the records' common parent
+        assert lab.loaded is not None
+        strategy = lab.loaded.strategy
+        for name, service in strategy.services.items():
+            binding = service.routing[0]
+            adapter = make_adapter(binding.adapter, strategy.connections[binding.connection or ""])
+            assert adapter.active_of(binding, adapter.read([binding])) == {"b": 100}, name
 
 
 def test_lab_without_the_checkout_emulators_says_where_they_live(tmp_path: Path,
