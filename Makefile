@@ -54,6 +54,8 @@ integration: $(STAMP) collections
 
 bench: $(STAMP)
 	$(BIN)/python bench/route53_batch.py
+	$(BIN)/python bench/probe_throughput.py
+	$(BIN)/python bench/detection_latency.py
 
 clean:
 	rm -rf $(VENV) .drill .failover-state .pytest_cache collections/ansible_collections .ansible
