@@ -275,7 +275,7 @@ class FailoverEngine:
 
         A rule the current rotation already breaks refuses only a plan that makes it worse: a
         member coming back while the service is still short is let through, never blocked."""
-        from .model import GateRule, MaxOutRule, MinActiveRule
+        from .model import GateRule, MaxOutRule, MinActiveRule, MinCapacityRule
         from .probes import probe_once
 
         out = []
@@ -293,6 +293,12 @@ class FailoverEngine:
                 if len(gone) > rule.count and (gone_now is None or len(gone) > len(gone_now)):
                     out.append(f"{label} {rule.count} {rule.of}): the plan takes {len(gone)} {rule.of} out "
                                f"({', '.join(gone)})")
+            elif isinstance(rule, MinCapacityRule):
+                have = sum(svc.endpoint(n).capacity or 0 for n in in_rotation)
+                had = None if now_in is None else sum(svc.endpoint(n).capacity or 0 for n in now_in)
+                if have < rule.capacity and (had is None or have < had):
+                    out.append(f"{label} {rule.capacity}): the endpoints left in rotation declare a capacity "
+                               f"of {have} ({', '.join(in_rotation) or 'none'})")
             elif isinstance(rule, GateRule):
                 r = probe_once(rule.probe, timeout=svc.detection.timeout, endpoint=f"gate:{rule.name}")
                 if not r.ok:

@@ -103,5 +103,13 @@ class TrafficManagerError(AdapterError):
     adapter = "trafficmanager"
 
 
+class ZonalShiftError(AdapterError):
+    adapter = "zonalshift"
+
+
+class ElbError(AdapterError):
+    adapter = "elb"
+
+
 class ProbeConfigError(FailoverError):
     pass

@@ -317,9 +317,39 @@ class TrafficManagerRouting(_Model):
     endpoints: dict[str, TrafficManagerEndpointBinding]
 
 
+class ZoneEndpointBinding(_Model):
+    """An endpoint of a zone-scope service is an availability zone of the resource."""
+
+    zone: str = Field(description="availability zone name, e.g. us-east-1a")
+
+
+class ZonalShiftRouting(_Model):
+    """Zone failover by AWS ARC zonal shift: traffic of ``resource_identifier`` (an ALB/NLB ARN) is
+    shifted away from the zone that is out of the assignment, with an expiry; one active shift per
+    resource (the API's rule), so at most one zone out at a time."""
+
+    adapter: Literal["zonalshift"] = "zonalshift"
+    connection: str | None = None
+    resource_identifier: str
+    expires_in: Duration = Field(default=3600.0, description="shift expiry (1 min to 3 days)")
+    comment: str = "failover-engine zone failover"
+    endpoints: dict[str, ZoneEndpointBinding]
+
+
+class ClassicElbRouting(_Model):
+    """Zone failover on a Classic Load Balancer: zones out of the assignment are disabled
+    (DisableAvailabilityZonesForLoadBalancer) and enabled again on failback."""
+
+    adapter: Literal["elb"] = "elb"
+    connection: str | None = None
+    load_balancer: str
+    endpoints: dict[str, ZoneEndpointBinding]
+
+
 RoutingBinding = Annotated[
     Union[Annotated[Route53Routing, Tag("route53")], Annotated[CloudDnsRouting, Tag("clouddns")],
-          Annotated[TrafficManagerRouting, Tag("trafficmanager")]],
+          Annotated[TrafficManagerRouting, Tag("trafficmanager")], Annotated[ZonalShiftRouting, Tag("zonalshift")],
+          Annotated[ClassicElbRouting, Tag("elb")]],
     _tag_of("adapter", "route53"),
 ]
 
@@ -355,9 +385,18 @@ class TrafficManagerConnection(_Model):
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
 
 
+class ZonalShiftConnection(Route53Connection):
+    type: Literal["zonalshift"] = "zonalshift"  # type: ignore[assignment]
+
+
+class ClassicElbConnection(Route53Connection):
+    type: Literal["elb"] = "elb"  # type: ignore[assignment]
+
+
 Connection = Annotated[
     Union[Annotated[Route53Connection, Tag("route53")], Annotated[CloudDnsConnection, Tag("clouddns")],
-          Annotated[TrafficManagerConnection, Tag("trafficmanager")]],
+          Annotated[TrafficManagerConnection, Tag("trafficmanager")],
+          Annotated[ZonalShiftConnection, Tag("zonalshift")], Annotated[ClassicElbConnection, Tag("elb")]],
     _tag_of("type", "route53"),
 ]
 
@@ -434,6 +473,13 @@ class MaxOutRule(_Model):
     of: Literal["zones", "regions", "endpoints"] = "zones"
 
 
+class MinCapacityRule(_Model):
+    """The endpoints left in rotation must declare at least ``capacity`` in total (Endpoint.capacity)."""
+
+    rule: Literal["min_capacity"] = "min_capacity"
+    capacity: Annotated[int, Field(ge=1)]
+
+
 class GateRule(_Model):
     """A change of routing needs this gate open (its probe passing): e.g. no change freeze."""
 
@@ -442,7 +488,7 @@ class GateRule(_Model):
     probe: ProbeSpec
 
 
-SafetyRule = Annotated[Union[MinActiveRule, MaxOutRule, GateRule], Field(discriminator="rule")]
+SafetyRule = Annotated[Union[MinActiveRule, MaxOutRule, MinCapacityRule, GateRule], Field(discriminator="rule")]
 
 
 class Service(_Model):
@@ -579,9 +625,11 @@ def _service_problems(strategy: Strategy, base: Loc, svc: Service) -> list[tuple
             if ep.role is not Role.active:
                 out.append(((*base, "endpoints", i, "role"), "active_active members have role 'active'"))
         for r, binding in enumerate(svc.routing):
-            if getattr(binding, "mode", None) != "weighted":
+            if getattr(binding, "mode", "weighted") != "weighted":  # zone adapters have no mode
                 out.append(((*base, "routing", r, "mode"), "active_active is steered by weights: use mode weighted"))
     for i, rule in enumerate(svc.rules):
+        if isinstance(rule, MinCapacityRule) and any(ep.capacity is None for ep in svc.endpoints):
+            out.append(((*base, "rules", i), "min_capacity needs `capacity` on every endpoint"))
         if isinstance(rule, MinActiveRule) and rule.count > len(svc.endpoints):
             out.append(((*base, "rules", i, "count"), f"min_active {rule.count} exceeds the {len(svc.endpoints)} endpoint(s)"))
     if svc.strategy == "active_passive":

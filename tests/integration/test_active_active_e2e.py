@@ -548,3 +548,29 @@ def test_monitor_with_manual_failover_alerts_and_changes_nothing(r53: Route53Wei
     assert mon.events.all("run_started") == []
     assert r53.weights() == ALL
     mon.stop()
+
+
+def test_min_capacity_refuses_when_the_remaining_members_lack_capacity(r53: Route53Weights, members,
+                                                                        tmp_path: Path):
+    """Members declare capacity 6/4/2; the rule needs 9: losing b (4) leaves 8 -> refused, nothing
+    changed; losing c (2) leaves 10 -> allowed."""
+    r53.seed(ALL)
+    path = route53_strategy(r53, members, tmp_path, rules=[{"rule": "min_capacity", "capacity": 9}])
+    data = yaml.safe_load(path.read_text())
+    for ep, cap in zip(data["services"][SERVICE]["endpoints"], (6, 4, 2)):
+        ep["capacity"] = cap
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    engine = engine_for(path, tmp_path)
+    calls = change_calls(engine)
+    before = r53.records()
+
+    take_down(members, "b")
+    out = engine.run(SERVICE, "rebalance", apply=True)
+    assert (out.status, out.changed) == ("refused", False)
+    assert out.errors == ["rule 1 (min_capacity 9): the endpoints left in rotation declare a capacity of 8 (a, c)"]
+    assert r53.records() == before and calls == []
+
+    bring_up(members, "b")
+    take_down(members, "c")
+    assert engine.run(SERVICE, "rebalance", apply=True).status == "succeeded"
+    assert r53.weights() == {"a": 50, "b": 30, "c": 0}

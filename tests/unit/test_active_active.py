@@ -98,3 +98,14 @@ def test_rules_are_validated_at_load():
         parse_strategy(text)
     ok, _ = parse_strategy(text.replace("count: 5", "count: 2"))
     assert [r.rule for r in ok.services["web"].rules] == ["min_active", "max_out"]
+
+
+def test_min_capacity_needs_capacity_on_every_endpoint():
+    text = STRATEGY.format(redistribution="proportional", failback="manual") + \
+        "    rules:\n      - {rule: min_capacity, capacity: 10}\n"
+    with pytest.raises(StrategyError, match="min_capacity needs `capacity` on every endpoint"):
+        parse_strategy(text)
+    with_capacity = text.replace("weight: 50,", "weight: 50, capacity: 6,").replace(
+        "weight: 30,", "weight: 30, capacity: 4,").replace("weight: 20,", "weight: 20, capacity: 2,")
+    ok, _ = parse_strategy(with_capacity)
+    assert ok.services["web"].rules[0].capacity == 10

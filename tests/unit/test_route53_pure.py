@@ -48,7 +48,7 @@ def test_registry_resolves_route53_and_declares_capabilities():
 
 
 def test_registry_names_the_known_adapters_for_an_unknown_one():
-    with pytest.raises(ValueError, match="unknown adapter 'azure'; known: clouddns, route53, trafficmanager"):
+    with pytest.raises(ValueError, match="unknown adapter 'azure'; known: clouddns, elb, route53, trafficmanager, zonalshift"):
         adapter_class("azure")
 
 
