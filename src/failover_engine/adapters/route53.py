@@ -62,6 +62,7 @@ class Route53Adapter(Adapter):
     def _call(self, op: str, resource: str | None = None, **kwargs: Any) -> Any:
         """One API call with bounded, jittered retries on Route 53's throttling codes and 5xx."""
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.parsers import ResponseParserError
 
         attempts = self.connection.max_attempts
         for attempt in range(1, attempts + 1):
@@ -80,9 +81,16 @@ class Route53Adapter(Adapter):
                 raise Route53Error(
                     f"{op}: no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
                     "AWS_SECRET_ACCESS_KEY, or give `profile` in the connection", resource=resource) from None
+            except ResponseParserError as exc:  # an answer that is not the API's (a proxy's 5xx page)
+                if attempt < attempts:
+                    self._sleep(min(20.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0))
+                    continue
+                raise Route53Error(f"{op}: unreadable answer after {attempts} attempt(s): {exc}",
+                                   resource=resource, code="BadResponse") from None
             except BotoCoreError as exc:
                 where = self.connection.endpoint_url or "AWS"
-                raise Route53Error(f"{op}: cannot reach Route 53 at {where}: {exc}", resource=resource) from None
+                raise Route53Error(f"{op}: cannot reach Route 53 at {where}: {exc}", resource=resource,
+                                   code="Unreachable") from None
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ validation (pure)

@@ -1,0 +1,172 @@
+"""AWS Classic Load Balancer: zone failover by disabling and re-enabling availability zones.
+
+One resource per zone endpoint: ``ResourceKey("elb", load_balancer, zone)`` with attributes
+``{"enabled": bool}``. A read is ONE ``describe_load_balancers`` call for every load balancer
+asked about. An apply is, per load balancer, at most ONE
+``enable_availability_zones_for_load_balancer`` call (first, so the load balancer never runs
+with fewer zones than either end state) and then at most ONE
+``disable_availability_zones_for_load_balancer`` call. A plan that would disable every zone of
+a load balancer is refused by :meth:`desired`, before any plan exists (apply sees only the
+changed zones, so it cannot tell; AWS itself refuses to remove a load balancer's last zone).
+"""
+from __future__ import annotations
+
+import random
+import time
+from collections import defaultdict
+from typing import Any, Callable, Sequence
+
+from ..errors import ElbError
+from ..model import ClassicElbConnection, ClassicElbRouting
+from ..plan import Assignment, Attrs, Change, ResourceKey
+from .base import Adapter, ApplyReceipt, Capability
+
+RETRYABLE = {"Throttling", "ThrottlingException", "RequestLimitExceeded"}
+MAX_NAMES_PER_DESCRIBE = 20  # DescribeLoadBalancers accepts up to 20 names per call
+
+
+class ClassicElbAdapter(Adapter):
+    kind = "elb"
+    capabilities = frozenset({Capability.READ_BACK})
+
+    def __init__(self, connection: ClassicElbConnection | None = None, *, client: Any = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.connection = connection or ClassicElbConnection()
+        self._client = client
+        self._sleep = sleep
+        self.calls = 0
+
+    # ------------------------------------------------------------------ client and retries
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+
+            session = boto3.session.Session(profile_name=self.connection.profile)
+            self._client = session.client(
+                "elb",
+                region_name=self.connection.region,
+                endpoint_url=self.connection.endpoint_url,
+                # one SDK attempt: _call owns the retries (bounded, jittered, counted)
+                config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
+            )
+        return self._client
+
+    def _call(self, op: str, resource: str | None = None, **kwargs: Any) -> Any:
+        """One API call with bounded, jittered retries on throttling codes and 5xx."""
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+        from botocore.parsers import ResponseParserError
+
+        attempts = self.connection.max_attempts
+        for attempt in range(1, attempts + 1):
+            self.calls += 1
+            try:
+                return getattr(self.client, op)(**kwargs)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if (code in RETRYABLE or status >= 500) and attempt < attempts:
+                    self._sleep(min(20.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0))
+                    continue
+                msg = exc.response.get("Error", {}).get("Message", str(exc))
+                raise ElbError(f"{op} failed: {msg}", resource=resource, code=code) from None
+            except ResponseParserError as exc:  # a 5xx answered with an HTML page, not XML
+                if attempt < attempts:
+                    self._sleep(min(20.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0))
+                    continue
+                raise ElbError(f"{op} failed: unreadable answer ({str(exc).splitlines()[0]})",
+                               resource=resource, code="InternalFailure") from None
+            except NoCredentialsError:
+                raise ElbError(
+                    f"{op}: no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
+                    "AWS_SECRET_ACCESS_KEY, or give `profile` in the connection", resource=resource) from None
+            except BotoCoreError as exc:
+                where = self.connection.endpoint_url or "AWS"
+                raise ElbError(f"{op}: cannot reach Elastic Load Balancing at {where}: {exc}",
+                               resource=resource) from None
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ validation (pure)
+    @classmethod
+    def binding_problems(cls, binding: ClassicElbRouting) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if len(binding.endpoints) < 2:
+            out.append(("endpoints", "zone failover needs at least two zones (one must stay enabled)"))
+        zones = [b.zone for b in binding.endpoints.values()]
+        dupes = sorted({z for z in zones if zones.count(z) > 1})
+        if dupes:
+            out.append(("endpoints", f"each endpoint needs its own zone; repeated: {', '.join(dupes)}"))
+        return out
+
+    def describe(self, binding: ClassicElbRouting) -> str:
+        return f"elb {binding.load_balancer} (availability zones)"
+
+    # ------------------------------------------------------------------ desired state (pure)
+    @staticmethod
+    def _key(binding: ClassicElbRouting, endpoint: str) -> ResourceKey:
+        return ResourceKey("elb", binding.load_balancer, binding.endpoints[endpoint].zone)
+
+    def desired(self, binding: ClassicElbRouting, assignment: Assignment) -> dict[ResourceKey, Attrs]:
+        enabled = {ep for ep, w in assignment.items() if w > 0 and ep in binding.endpoints}
+        if not enabled:
+            raise ElbError(f"refusing to disable every availability zone of {binding.load_balancer} "
+                           f"(no endpoint of {sorted(binding.endpoints)} in {dict(assignment)})",
+                           resource=binding.load_balancer, code="AllZonesDisabled")
+        return {self._key(binding, ep): {"enabled": ep in enabled} for ep in binding.endpoints}
+
+    def active_of(self, binding: ClassicElbRouting, current: dict[ResourceKey, Attrs | None]) -> Assignment | None:
+        active = {ep: 100 for ep in binding.endpoints
+                  if (current.get(self._key(binding, ep)) or {}).get("enabled")}
+        return active or None
+
+    # ------------------------------------------------------------------ read (I/O, batched)
+    def read(self, bindings: Sequence[ClassicElbRouting]) -> dict[ResourceKey, Attrs | None]:
+        names = sorted({b.load_balancer for b in bindings})
+        zones_of: dict[str, set[str]] = {}
+        for i in range(0, len(names), MAX_NAMES_PER_DESCRIBE):
+            chunk = names[i:i + MAX_NAMES_PER_DESCRIBE]
+            resp = self._call("describe_load_balancers", resource=",".join(chunk), LoadBalancerNames=chunk)
+            for lb in resp.get("LoadBalancerDescriptions", []):
+                zones_of[lb["LoadBalancerName"]] = set(lb.get("AvailabilityZones", []))
+        out: dict[ResourceKey, Attrs | None] = {}
+        for b in bindings:
+            enabled = zones_of.get(b.load_balancer)
+            for ep in b.endpoints:
+                out[self._key(b, ep)] = None if enabled is None else {"enabled": self._key(b, ep).name in enabled}
+        return out
+
+    # ------------------------------------------------------------------ apply (I/O, batched)
+    @staticmethod
+    def zone_changes(changes: Sequence[Change]) -> dict[str, tuple[list[str], list[str]]]:
+        """(zones to enable, zones to disable) per load balancer (pure; exposed for tests)."""
+        out: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+        for c in changes:
+            if c.after is None or (c.before is not None and
+                                   bool(c.after.get("enabled")) == bool(c.before.get("enabled"))):
+                continue  # no-op (or a delete, which a zone endpoint never is)
+            out[c.key.scope][0 if c.after.get("enabled") else 1].append(c.key.name)
+        return {lb: (sorted(en), sorted(dis)) for lb, (en, dis) in out.items()}
+
+    def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
+        start = self.calls
+        receipt = ApplyReceipt()
+        written: list[ResourceKey] = []
+        plans = self.zone_changes(changes)
+        try:
+            for lb, (enable, disable) in plans.items():
+                if enable:  # first: capacity never drops below either end state
+                    self._call("enable_availability_zones_for_load_balancer", resource=lb,
+                               LoadBalancerName=lb, AvailabilityZones=enable)
+                    written.extend(ResourceKey("elb", lb, z) for z in enable)
+                    receipt.batches.append({"load_balancer": lb, "enabled": enable})
+                if disable:
+                    self._call("disable_availability_zones_for_load_balancer", resource=lb,
+                               LoadBalancerName=lb, AvailabilityZones=disable)
+                    written.extend(ResourceKey("elb", lb, z) for z in disable)
+                    receipt.batches.append({"load_balancer": lb, "disabled": disable})
+        except ElbError as exc:
+            exc.written = tuple(written)
+            raise
+        receipt.calls = self.calls - start
+        return receipt
