@@ -232,7 +232,10 @@ class FailoverEngine:
         warnings = list(obs.warnings) + list(decision.warnings)
         steps: list[PlanStep] = []
         if decision.target is not None and decision.action != "none":
-            steps = self._steps(svc, decision.target, obs)
+            try:
+                steps = self._steps(svc, decision.target, obs)
+            except AdapterError as exc:  # the provider cannot express that target (e.g. 2 zones out)
+                refusals.append(str(exc))
             if obs.active is None:
                 refusals.append("routing state is unknown or inconsistent; check the records first")
             cooldown = self._cooldown_refusal(name, svc, now or time.time())

@@ -657,6 +657,9 @@ def _binding_problems(strategy: Strategy, at: Loc, svc: Service, binding: Any) -
             out.append(((*at, "connection"),
                         f"connection {binding.connection!r} is of type {conn.type}, not {binding.adapter}"))
     names = svc.endpoint_names
+    if binding.adapter in ("elb", "zonalshift") and len({ep.weight for ep in svc.endpoints}) > 1:
+        out.append(((*at, "adapter"), f"{binding.adapter} takes zones in or out, it cannot weight them: "
+                                      "give every endpoint the same weight"))
     missing = [n for n in names if n not in binding.endpoints]
     extra = [n for n in binding.endpoints if n not in names]
     if missing:

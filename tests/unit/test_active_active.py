@@ -109,3 +109,24 @@ def test_min_capacity_needs_capacity_on_every_endpoint():
         "weight: 30,", "weight: 30, capacity: 4,").replace("weight: 20,", "weight: 20, capacity: 2,")
     ok, _ = parse_strategy(with_capacity)
     assert ok.services["web"].rules[0].capacity == 10
+
+
+def test_zone_adapters_need_equal_weights():
+    text = """
+version: 1
+services:
+  web:
+    strategy: active_active
+    scope: zone
+    endpoints:
+      - {name: a, role: active, region: r1, zone: use1-az1, weight: 60}
+      - {name: b, role: active, region: r1, zone: use1-az2, weight: 40}
+    routing:
+      - adapter: zonalshift
+        resource_identifier: arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/x/1
+        endpoints: {a: {zone: use1-az1}, b: {zone: use1-az2}}
+"""
+    with pytest.raises(StrategyError, match="cannot weight them"):
+        parse_strategy(text)
+    ok, _ = parse_strategy(text.replace("weight: 60", "weight: 40"))
+    assert ok.services["web"].routing[0].adapter == "zonalshift"

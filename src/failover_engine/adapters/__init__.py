@@ -11,6 +11,8 @@ _REGISTRY: dict[str, str] = {
     "route53": "failover_engine.adapters.route53:Route53Adapter",
     "clouddns": "failover_engine.adapters.clouddns:CloudDnsAdapter",
     "trafficmanager": "failover_engine.adapters.trafficmanager:TrafficManagerAdapter",
+    "zonalshift": "failover_engine.adapters.zonalshift:ZonalShiftAdapter",
+    "elb": "failover_engine.adapters.elb:ClassicElbAdapter",
 }
 
 
