@@ -19,15 +19,20 @@ from typing import Any, Callable, Sequence
 from ..errors import ElbError
 from ..model import ClassicElbConnection, ClassicElbRouting
 from ..plan import Assignment, Attrs, Change, ResourceKey
+from .aws import AwsCalls
 from .base import Adapter, ApplyReceipt, Capability
 
 RETRYABLE = {"Throttling", "ThrottlingException", "RequestLimitExceeded"}
 MAX_NAMES_PER_DESCRIBE = 20  # DescribeLoadBalancers accepts up to 20 names per call
 
 
-class ClassicElbAdapter(Adapter):
+class ClassicElbAdapter(AwsCalls, Adapter):
     kind = "elb"
     capabilities = frozenset({Capability.READ_BACK})
+    aws_service = "elb"
+    aws_label = "Elastic Load Balancing"
+    error_class = ElbError
+    retryable_codes = frozenset(RETRYABLE)
 
     def __init__(self, connection: ClassicElbConnection | None = None, *, client: Any = None,
                  sleep: Callable[[float], None] = time.sleep):
@@ -35,57 +40,6 @@ class ClassicElbAdapter(Adapter):
         self._client = client
         self._sleep = sleep
         self.calls = 0
-
-    # ------------------------------------------------------------------ client and retries
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            session = boto3.session.Session(profile_name=self.connection.profile)
-            self._client = session.client(
-                "elb",
-                region_name=self.connection.region,
-                endpoint_url=self.connection.endpoint_url,
-                # one SDK attempt: _call owns the retries (bounded, jittered, counted)
-                config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
-            )
-        return self._client
-
-    def _call(self, op: str, resource: str | None = None, **kwargs: Any) -> Any:
-        """One API call with bounded, jittered retries on throttling codes and 5xx."""
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-        from botocore.parsers import ResponseParserError
-
-        attempts = self.connection.max_attempts
-        for attempt in range(1, attempts + 1):
-            self.calls += 1
-            try:
-                return getattr(self.client, op)(**kwargs)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                if (code in RETRYABLE or status >= 500) and attempt < attempts:
-                    self._sleep(min(20.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0))
-                    continue
-                msg = exc.response.get("Error", {}).get("Message", str(exc))
-                raise ElbError(f"{op} failed: {msg}", resource=resource, code=code) from None
-            except ResponseParserError as exc:  # a 5xx answered with an HTML page, not XML
-                if attempt < attempts:
-                    self._sleep(min(20.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0))
-                    continue
-                raise ElbError(f"{op} failed: unreadable answer ({str(exc).splitlines()[0]})",
-                               resource=resource, code="InternalFailure") from None
-            except NoCredentialsError:
-                raise ElbError(
-                    f"{op}: no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
-                    "AWS_SECRET_ACCESS_KEY, or give `profile` in the connection", resource=resource) from None
-            except BotoCoreError as exc:
-                where = self.connection.endpoint_url or "AWS"
-                raise ElbError(f"{op}: cannot reach Elastic Load Balancing at {where}: {exc}",
-                               resource=resource) from None
-        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ validation (pure)
     @classmethod

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 from ..errors import Route53Error
 from ..model import Route53Connection, Route53Routing
 from ..plan import Assignment, Attrs, Change, ResourceKey
+from .aws import AwsCalls
 from .base import Adapter, ApplyReceipt, Capability
 
 RETRYABLE = {"Throttling", "ThrottlingException", "PriorRequestNotComplete", "RequestLimitExceeded"}
@@ -28,8 +29,12 @@ def fqdn(name: str) -> str:
     return name if name.endswith(".") else name + "."
 
 
-class Route53Adapter(Adapter):
+class Route53Adapter(AwsCalls, Adapter):
     kind = "route53"
+    aws_service = "route53"
+    aws_label = "Route 53"
+    error_class = Route53Error
+    retryable_codes = frozenset(RETRYABLE)
     capabilities = frozenset({Capability.SIMPLE_SWAP, Capability.FAILOVER_RECORDS, Capability.WEIGHTED,
                               Capability.ATOMIC_BATCH, Capability.READ_BACK})
 
@@ -40,58 +45,6 @@ class Route53Adapter(Adapter):
         self._sleep = sleep
         self._zone_ids: dict[str, str] = {}
         self.calls = 0
-
-    # ------------------------------------------------------------------ client and retries
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            session = boto3.session.Session(profile_name=self.connection.profile)
-            self._client = session.client(
-                "route53",
-                region_name=self.connection.region,
-                endpoint_url=self.connection.endpoint_url,
-                # standard retry mode, one attempt: _call owns the retries (bounded, jittered,
-                # counted), so they are not multiplied by the SDK's own
-                config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
-            )
-        return self._client
-
-    def _call(self, op: str, resource: str | None = None, **kwargs: Any) -> Any:
-        """One API call with bounded, jittered retries on Route 53's throttling codes and 5xx."""
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-        from botocore.parsers import ResponseParserError
-
-        attempts = self.connection.max_attempts
-        for attempt in range(1, attempts + 1):
-            self.calls += 1
-            try:
-                return getattr(self.client, op)(**kwargs)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                if (code in RETRYABLE or status >= 500) and attempt < attempts:
-                    self._sleep(min(20.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0))
-                    continue
-                msg = exc.response.get("Error", {}).get("Message", str(exc))
-                raise Route53Error(f"{op} failed: {msg}", resource=resource, code=code) from None
-            except NoCredentialsError:
-                raise Route53Error(
-                    f"{op}: no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
-                    "AWS_SECRET_ACCESS_KEY, or give `profile` in the connection", resource=resource) from None
-            except ResponseParserError as exc:  # an answer that is not the API's (a proxy's 5xx page)
-                if attempt < attempts:
-                    self._sleep(min(20.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0))
-                    continue
-                raise Route53Error(f"{op}: unreadable answer after {attempts} attempt(s): {exc}",
-                                   resource=resource, code="BadResponse") from None
-            except BotoCoreError as exc:
-                where = self.connection.endpoint_url or "AWS"
-                raise Route53Error(f"{op}: cannot reach Route 53 at {where}: {exc}", resource=resource,
-                                   code="Unreachable") from None
-        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ validation (pure)
     @classmethod

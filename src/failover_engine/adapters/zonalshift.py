@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 from ..errors import ZonalShiftError
 from ..model import ZonalShiftConnection, ZonalShiftRouting
 from ..plan import Assignment, Attrs, Change, ResourceKey
+from .aws import AwsCalls
 from .base import Adapter, ApplyReceipt, Capability
 
 RETRYABLE = {"ThrottlingException", "InternalServerException", "ServiceUnavailableException"}
@@ -36,9 +37,13 @@ def expires_in_text(seconds: float) -> str:
     return f"{minutes // 60}h" if minutes % 60 == 0 else f"{minutes}m"
 
 
-class ZonalShiftAdapter(Adapter):
+class ZonalShiftAdapter(AwsCalls, Adapter):
     kind = "zonalshift"
     capabilities = frozenset({Capability.READ_BACK})
+    aws_service = "arc-zonal-shift"
+    aws_label = "ARC zonal shift"
+    error_class = ZonalShiftError
+    retryable_codes = frozenset(RETRYABLE)
 
     def __init__(self, connection: ZonalShiftConnection | None = None, *, client: Any = None,
                  sleep: Callable[[float], None] = time.sleep):
@@ -50,58 +55,17 @@ class ZonalShiftAdapter(Adapter):
         # comment from them (a Change carries only the zone)
         self._bindings: dict[str, ZonalShiftRouting] = {}
 
-    # ------------------------------------------------------------------ client and retries
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            import boto3
-            from botocore.config import Config
-
-            session = boto3.session.Session(profile_name=self.connection.profile)
-            self._client = session.client(
-                "arc-zonal-shift",
-                region_name=self.connection.region,
-                endpoint_url=self.connection.endpoint_url,
-                # one SDK attempt: _call owns the retries (bounded, jittered, counted)
-                config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
-            )
-        return self._client
-
-    def _call(self, op: str, resource: str | None = None, **kwargs: Any) -> Any:
-        """One API call with bounded, jittered retries on throttling and 5xx."""
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-        attempts = self.connection.max_attempts
-        for attempt in range(1, attempts + 1):
-            self.calls += 1
-            try:
-                return getattr(self.client, op)(**kwargs)
-            except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-                if (code in RETRYABLE or status >= 500) and attempt < attempts:
-                    self._sleep(min(20.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0))
-                    continue
-                msg = exc.response.get("Error", {}).get("Message", str(exc))
-                reason = exc.response.get("reason")
-                hint = ""
-                if code == "ConflictException" and reason == "ZonalShiftAlreadyExists":
-                    hint = (f"; the resource already has an active zonal shift "
-                            f"({exc.response.get('zonalShiftId', '?')}) started by someone else since it was "
-                            "read: check it, cancel it if it is stale, then run again")
-                elif code == "ResourceNotFoundException":
-                    hint = "; is the resource registered with ARC zonal shift in this account and region?"
-                detail = f" [{reason}]" if reason else ""
-                raise ZonalShiftError(f"{op} failed: {msg}{detail}{hint}", resource=resource, code=code) from None
-            except NoCredentialsError:
-                raise ZonalShiftError(
-                    f"{op}: no AWS credentials found; set AWS_PROFILE or AWS_ACCESS_KEY_ID/"
-                    "AWS_SECRET_ACCESS_KEY, or give `profile` in the connection", resource=resource) from None
-            except BotoCoreError as exc:
-                where = self.connection.endpoint_url or "AWS"
-                raise ZonalShiftError(f"{op}: cannot reach ARC zonal shift at {where}: {exc}",
-                                      resource=resource) from None
-        raise AssertionError("unreachable")
+    # ------------------------------------------------------------------ errors
+    def _hint(self, op: str, code: str, response: dict[str, Any]) -> str:
+        reason = response.get("reason")
+        hint = ""
+        if code == "ConflictException" and reason == "ZonalShiftAlreadyExists":
+            hint = (f"; the resource already has an active zonal shift "
+                    f"({response.get('zonalShiftId', '?')}) started by someone else since it was "
+                    "read: check it, cancel it if it is stale, then run again")
+        elif code == "ResourceNotFoundException":
+            hint = "; is the resource registered with ARC zonal shift in this account and region?"
+        return (f" [{reason}]" if reason else "") + hint
 
     # ------------------------------------------------------------------ validation (pure)
     @classmethod
