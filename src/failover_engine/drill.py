@@ -2,7 +2,9 @@
 
 Starts the local lab for one cloud (``--cloud``: aws = moto for Route 53, gcp = the Cloud DNS
 emulator, azure = the Traffic Manager emulator, multi = one service steered by all three; two
-local HTTP servers play the regions), runs the drill playbook with ansible-playbook against it,
+local HTTP servers play the regions; zone = the ARC zonal shift emulator and three local servers
+playing the zones of an active-active service), runs the drill playbook (playbooks/drill.yml, or
+playbooks/zone_drill.yml for the zone drill) with ansible-playbook against it,
 prints a readable summary (phases, RTO, records before/after) and the path of the JSON report,
 and stops everything it started, also on failure or Ctrl-C.
 """
@@ -16,6 +18,9 @@ import sys
 from pathlib import Path
 
 from .reporting import render_drill
+
+# the playbook of a drill, by cloud (default playbooks/drill.yml)
+PLAYBOOKS = {"zone": "zone_drill.yml"}
 
 
 def find_repo_root(start: Path | None = None) -> Path | None:
@@ -75,7 +80,7 @@ def run_drill(run_dir: Path, *, cloud: str = "aws", extra_vars: list[str] | None
         for name, url in lab.servers():
             print(f"lab: {name:<16} {url}", file=sys.stderr)
         print(f"lab: {'strategy':<16} {lab.strategy_path}", file=sys.stderr, flush=True)
-        cmd = [ansible_playbook(), str(root / "playbooks" / "drill.yml")]
+        cmd = [ansible_playbook(), str(root / "playbooks" / PLAYBOOKS.get(cloud, "drill.yml"))]
         for ev in extra_vars or []:
             cmd += ["-e", ev]
         if verbose:

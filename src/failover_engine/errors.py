@@ -111,5 +111,9 @@ class ElbError(AdapterError):
     adapter = "elb"
 
 
+class Elbv2Error(AdapterError):
+    adapter = "elbv2"
+
+
 class ProbeConfigError(FailoverError):
     pass

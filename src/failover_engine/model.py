@@ -346,10 +346,21 @@ class ClassicElbRouting(_Model):
     endpoints: dict[str, ZoneEndpointBinding]
 
 
+class Elbv2Routing(_Model):
+    """Zone failover on ELBv2 target groups: the (instance) targets of a zone out of the assignment
+    are deregistered from every target group (honouring the deregistration delay) and registered
+    again on failback; the targets taken out are remembered in a tag on each target group."""
+
+    adapter: Literal["elbv2"] = "elbv2"
+    connection: str | None = None
+    target_group_arns: Annotated[list[str], Field(min_length=1)]
+    endpoints: dict[str, ZoneEndpointBinding]
+
+
 RoutingBinding = Annotated[
     Union[Annotated[Route53Routing, Tag("route53")], Annotated[CloudDnsRouting, Tag("clouddns")],
           Annotated[TrafficManagerRouting, Tag("trafficmanager")], Annotated[ZonalShiftRouting, Tag("zonalshift")],
-          Annotated[ClassicElbRouting, Tag("elb")]],
+          Annotated[ClassicElbRouting, Tag("elb")], Annotated[Elbv2Routing, Tag("elbv2")]],
     _tag_of("adapter", "route53"),
 ]
 
@@ -393,10 +404,15 @@ class ClassicElbConnection(Route53Connection):
     type: Literal["elb"] = "elb"  # type: ignore[assignment]
 
 
+class Elbv2Connection(Route53Connection):
+    type: Literal["elbv2"] = "elbv2"  # type: ignore[assignment]
+
+
 Connection = Annotated[
     Union[Annotated[Route53Connection, Tag("route53")], Annotated[CloudDnsConnection, Tag("clouddns")],
           Annotated[TrafficManagerConnection, Tag("trafficmanager")],
-          Annotated[ZonalShiftConnection, Tag("zonalshift")], Annotated[ClassicElbConnection, Tag("elb")]],
+          Annotated[ZonalShiftConnection, Tag("zonalshift")], Annotated[ClassicElbConnection, Tag("elb")],
+          Annotated[Elbv2Connection, Tag("elbv2")]],
     _tag_of("type", "route53"),
 ]
 
@@ -657,7 +673,7 @@ def _binding_problems(strategy: Strategy, at: Loc, svc: Service, binding: Any) -
             out.append(((*at, "connection"),
                         f"connection {binding.connection!r} is of type {conn.type}, not {binding.adapter}"))
     names = svc.endpoint_names
-    if binding.adapter in ("elb", "zonalshift") and len({ep.weight for ep in svc.endpoints}) > 1:
+    if binding.adapter in ("elb", "elbv2", "zonalshift") and len({ep.weight for ep in svc.endpoints}) > 1:
         out.append(((*at, "adapter"), f"{binding.adapter} takes zones in or out, it cannot weight them: "
                                       "give every endpoint the same weight"))
     missing = [n for n in names if n not in binding.endpoints]

@@ -42,7 +42,8 @@ def _describe_attrs(attrs: dict[str, Any] | None) -> str:
 
     Route 53 and plain Cloud DNS records: values and role (``192.0.2.10 failover=PRIMARY``);
     Cloud DNS primaryBackup: ``primary 192.0.2.10; backup us-west2 198.51.100.10``; Cloud DNS WRR:
-    ``weights 192.0.2.10=100 198.51.100.10=0``; Traffic Manager endpoints: ``priority=1 Enabled``.
+    ``weights 192.0.2.10=100 198.51.100.10=0``; Traffic Manager endpoints: ``priority=1 Enabled``;
+    ARC zonal shift: ``shifted away from use1-az2`` or ``no zonal shift (every zone in rotation)``.
     """
     if attrs is None:
         return "(absent)"
@@ -53,6 +54,11 @@ def _describe_attrs(attrs: dict[str, Any] | None) -> str:
         return f"primary {','.join(attrs['primary'])}" + (f"; {backups}" if backups else "") + trickle
     if "wrr" in attrs:
         return "weights " + " ".join(f"{','.join(i['values'])}={i['weight']:g}" for i in attrs["wrr"])
+    if "away_from" in attrs:  # ARC zonal shift: the zone traffic is shifted away from
+        away = attrs["away_from"]
+        if not away:
+            return "no zonal shift (every zone in rotation)"
+        return "shifted away from " + (", ".join(away) if isinstance(away, list) else str(away))
     if "routing_policy" in attrs:
         return f"routing policy {json.dumps(attrs['routing_policy'], sort_keys=True)}"
     values = ",".join(attrs.get("values", []))
@@ -88,7 +94,8 @@ def _steps(outcome: dict[str, Any]) -> list[str]:
 def render_drill(report: dict[str, Any]) -> str:
     """Summary of a drill report written by playbooks/drill.yml: per stage the RTO, its phases and
     the plan's steps (one per provider), then the records of every provider before and after."""
-    lines = [f"Drill of service {report.get('service')!r}: {report.get('result', 'unknown').upper()}"]
+    zone = f" (zone {report['zone']} out and back)" if report.get("zone") else ""
+    lines = [f"Drill of service {report.get('service')!r}{zone}: {report.get('result', 'unknown').upper()}"]
     if report.get("error"):
         lines.append(f"  error: {report['error']}")
     for stage in ("failover", "failback"):

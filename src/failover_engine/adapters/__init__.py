@@ -13,6 +13,7 @@ _REGISTRY: dict[str, str] = {
     "trafficmanager": "failover_engine.adapters.trafficmanager:TrafficManagerAdapter",
     "zonalshift": "failover_engine.adapters.zonalshift:ZonalShiftAdapter",
     "elb": "failover_engine.adapters.elb:ClassicElbAdapter",
+    "elbv2": "failover_engine.adapters.elbv2:Elbv2Adapter",
 }
 
 

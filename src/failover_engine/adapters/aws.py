@@ -31,18 +31,29 @@ class AwsCalls:
 
     @property
     def client(self) -> Any:
-        if self._client is None:
+        return self.client_for(self.aws_service)
+
+    def client_for(self, service: str) -> Any:
+        """The boto3 client of ``service`` (the adapter's own, or another such as "ec2"), built once.
+        Injected clients: ``_client`` for the adapter's service, ``_other_clients[service]`` for others."""
+        others: dict[str, Any] = self.__dict__.setdefault("_other_clients", {})
+        current = self._client if service == self.aws_service else others.get(service)
+        if current is None:
             import boto3
             from botocore.config import Config
 
             session = boto3.session.Session(profile_name=self.connection.profile)
-            self._client = session.client(
-                self.aws_service,
+            current = session.client(
+                service,
                 region_name=self.connection.region,
                 endpoint_url=self.connection.endpoint_url,
                 config=Config(retries={"mode": "standard", "total_max_attempts": 1}),
             )
-        return self._client
+            if service == self.aws_service:
+                self._client = current
+            else:
+                others[service] = current
+        return current
 
     def _backoff(self, attempt: int) -> None:
         self._sleep(min(20.0, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0))
@@ -51,8 +62,9 @@ class AwsCalls:
         """Extra text for an error (what to do); empty by default."""
         return ""
 
-    def _call(self, op: str, resource: str | None = None, **kwargs: Any) -> Any:
-        """One API call with bounded, jittered retries on throttling codes, 5xx and unreadable answers."""
+    def _call(self, op: str, resource: str | None = None, *, service: str | None = None, **kwargs: Any) -> Any:
+        """One API call (on ``service``, default the adapter's own) with bounded, jittered retries on
+        throttling codes, 5xx and unreadable answers."""
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
         from botocore.parsers import ResponseParserError
 
@@ -61,7 +73,7 @@ class AwsCalls:
         for attempt in range(1, attempts + 1):
             self.calls += 1
             try:
-                return getattr(self.client, op)(**kwargs)
+                return getattr(self.client_for(service or self.aws_service), op)(**kwargs)
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

@@ -11,7 +11,6 @@ changed zones, so it cannot tell; AWS itself refuses to remove a load balancer's
 """
 from __future__ import annotations
 
-import random
 import time
 from collections import defaultdict
 from typing import Any, Callable, Sequence

@@ -7,7 +7,6 @@ records are read with targeted ``list_resource_record_sets`` calls, many with on
 """
 from __future__ import annotations
 
-import random
 import time
 from collections import defaultdict
 from typing import Any, Callable, Sequence

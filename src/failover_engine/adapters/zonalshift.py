@@ -16,7 +16,6 @@ state: no shift) so the engine restores it.
 from __future__ import annotations
 
 import math
-import random
 import time
 from typing import Any, Callable, Sequence
 

@@ -57,10 +57,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--cloud", choices=CLOUDS, default="aws",
                        help="the embedded drill strategy to serve: aws (Route 53), gcp (Cloud DNS), azure "
-                       "(Traffic Manager), multi (all three); default aws")
+                       "(Traffic Manager), multi (all three), zone (ARC zonal shift, three zones); default aws")
     which.add_argument("--template", type=Path, default=None,
                        help="strategy template with {moto_url}, {primary_port}, {standby_port}, {lab_url}, "
-                       "{clouddns_url}, {trafficmanager_url}, {trafficmanager_ca}")
+                       "{clouddns_url}, {trafficmanager_url}, {trafficmanager_ca}, {zonalshift_url}")
 
 
 # --------------------------------------------------------------------------- commands

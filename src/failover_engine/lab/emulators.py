@@ -23,7 +23,8 @@ from typing import Any
 
 from .regions import LabError
 
-EMULATORS = {"clouddns": ("clouddns.py", "Cloud DNS"), "trafficmanager": ("trafficmanager.py", "Traffic Manager")}
+EMULATORS = {"clouddns": ("clouddns.py", "Cloud DNS"), "trafficmanager": ("trafficmanager.py", "Traffic Manager"),
+             "zonalshift": ("zonalshift.py", "ARC zonal shift")}
 LAB_TOKEN = "lab-token"  # the only bearer token the lab's Traffic Manager emulator accepts
 REST_TIMEOUT = 10.0
 
@@ -81,6 +82,12 @@ def start_trafficmanager() -> Any:
     resource group exists (as the emulator's command line does). ``.url``, ``.ca_file``, ``.stop()``."""
     module = load_emulator("trafficmanager")
     return module.TrafficManagerEmulator(token=LAB_TOKEN, any_resource_group=True).start()
+
+
+def start_zonalshift() -> Any:
+    """A started ``ZonalShiftEmulator`` with no resource (the lab registers the strategy's). ``.url``,
+    ``.stop()``, ``.reset()`` (forgets the shifts, keeps the resources)."""
+    return load_emulator("zonalshift").ZonalShiftEmulator().start()
 
 
 def rest(method: str, url: str, body: Any = None, *, token: str | None = None,

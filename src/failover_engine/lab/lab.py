@@ -1,10 +1,13 @@
 """The lab: a moto server plays Route 53, :class:`RegionServer` s play the regions, and a small
 JSON control API lets a playbook inject failures. When the strategy template asks for them, the
-checkout's Cloud DNS and Traffic Manager emulators play Google Cloud DNS and Azure Traffic Manager
-(see :mod:`.emulators`); every provider is seeded with the steady state, the primary active.
+checkout's Cloud DNS, Traffic Manager and ARC zonal shift emulators play Google Cloud DNS, Azure
+Traffic Manager and AWS ARC zonal shift (see :mod:`.emulators`); every provider is seeded with the
+steady state: the primary active, or every member of an active-active service in rotation.
 
 Templates (``cloud``): ``aws`` (Route 53, the default), ``gcp`` (Cloud DNS), ``azure`` (Traffic
-Manager), ``multi`` (one service steered by all three); or any file given as ``strategy_template``.
+Manager), ``multi`` (one service steered by all three), ``zone`` (an active-active service over
+three availability zones, regions az1/az2/az3, ARC zonal shift); or any file given as
+``strategy_template``.
 
 Control API (all JSON)::
 
@@ -39,7 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ..loader import LoadedStrategy, load_strategy
 from ..model import Route53Routing, Service, Strategy
-from .emulators import LAB_TOKEN, start_clouddns, start_trafficmanager
+from .emulators import LAB_TOKEN, start_clouddns, start_trafficmanager, start_zonalshift
 from .regions import MODES, LabError, RegionServer
 from .seed_clouddns import seed_clouddns
 from .seed_trafficmanager import lab_token_vars, seed_trafficmanager
@@ -48,12 +51,17 @@ __all__ = ["CLOUDS", "Lab", "LabError", "seed_route53", "steady_state_records", 
 
 AWS_REGION = "us-east-1"
 TEMPLATES = {"aws": "drill-strategy.yaml", "gcp": "drill-strategy-gcp.yaml",
-             "azure": "drill-strategy-azure.yaml", "multi": "drill-strategy-multi.yaml"}
+             "azure": "drill-strategy-azure.yaml", "multi": "drill-strategy-multi.yaml",
+             "zone": "drill-strategy-zone.yaml"}
 CLOUDS = tuple(TEMPLATES)
+DEFAULT_REGIONS = ("use1", "usw2")
+# the local servers a template's endpoints are probed on, when not the primary and standby regions
+TEMPLATE_REGIONS = {"zone": ("az1", "az2", "az3")}
 TEMPLATE = TEMPLATES["aws"]
 # a template needs an emulator when it names one of its placeholders
 EMULATOR_PLACEHOLDERS = {"clouddns": ("{clouddns_url}",),
-                         "trafficmanager": ("{trafficmanager_url}", "{trafficmanager_ca}")}
+                         "trafficmanager": ("{trafficmanager_url}", "{trafficmanager_ca}"),
+                         "zonalshift": ("{zonalshift_url}",)}
 # real clouds' settings a child process must not inherit (the lab sets its own where it needs them)
 CLOUD_ENV_PREFIXES = ("AWS_", "EC2_", "AZURE_", "GOOGLE_", "CLOUDSDK_", "GCLOUD_")
 _LEFTOVER = re.compile(r"\{(?:moto_url|lab_url|primary_port|standby_port|trafficmanager_ca|"
@@ -131,6 +139,22 @@ def seed_route53(client: Any, strategy: Strategy) -> dict[str, str]:
                 HostedZoneId=zone_id,
                 ChangeBatch={"Comment": "failover lab steady state", "Changes": changes})
     return zones
+
+
+def register_zonal_resources(emulator: Any, strategy: Strategy) -> dict[str, list[str]]:
+    """Register the resource of every zonal shift binding with its zones in the emulator; its steady
+    state is no shift (every zone in rotation), which the emulator's reset restores.
+
+    Returns resource identifier → zones."""
+    registered: dict[str, list[str]] = {}
+    for service in strategy.services.values():
+        for binding in service.routing:
+            if binding.adapter == "zonalshift":
+                zones = registered.setdefault(binding.resource_identifier, [])
+                zones.extend(eb.zone for eb in binding.endpoints.values() if eb.zone not in zones)
+    for resource, zones in registered.items():
+        emulator.resources[resource] = list(zones)
+    return registered
 
 
 def lab_route53_client(endpoint_url: str, config_file: Path) -> Any:
@@ -253,15 +277,18 @@ class _ControlServer(ThreadingHTTPServer):
 class Lab:
     """Regions, moto and the control API, started together and stopped together.
 
-    Use as a context manager. ``regions[0]`` plays the primary, ``regions[1]`` the standby.
+    Use as a context manager. ``regions[0]`` plays the primary, ``regions[1]`` the standby; by
+    default use1 and usw2, or the template's own (az1, az2, az3 for ``cloud="zone"``).
     The strategy template may use ``{moto_url}``, ``{lab_url}``, ``{primary_port}``,
     ``{standby_port}`` and ``{<region>_port}`` / ``{<region>_url}`` for every region, and
-    ``{clouddns_url}``, ``{trafficmanager_url}``, ``{trafficmanager_ca}``: naming one starts
-    that emulator. ``strategy_template`` (a file) wins over ``cloud`` (an embedded template).
+    ``{clouddns_url}``, ``{trafficmanager_url}``, ``{trafficmanager_ca}``, ``{zonalshift_url}``:
+    naming one starts that emulator. ``strategy_template`` (a file) wins over ``cloud`` (an embedded template).
     """
 
-    def __init__(self, run_dir: Path, regions: Sequence[str] = ("use1", "usw2"), *,
+    def __init__(self, run_dir: Path, regions: Sequence[str] | None = None, *,
                  strategy_template: Path | None = None, cloud: str = "aws"):
+        if regions is None:
+            regions = TEMPLATE_REGIONS.get(cloud, DEFAULT_REGIONS) if strategy_template is None else DEFAULT_REGIONS
         if not regions or len(set(regions)) != len(regions):
             raise LabError(f"the lab needs one or more distinct region names, got {list(regions)}")
         self.run_dir = Path(run_dir).resolve()
@@ -270,6 +297,7 @@ class Lab:
         self.template_name = template_for(cloud)
         self.clouddns: Any = None        # the Cloud DNS emulator, when the template needs it
         self.trafficmanager: Any = None  # the Traffic Manager emulator, when the template needs it
+        self.zonalshift: Any = None      # the ARC zonal shift emulator, when the template needs it
         self.regions: dict[str, RegionServer] = {name: RegionServer(name) for name in regions}
         self.moto_url = ""
         self.lab_url = ""
@@ -321,7 +349,7 @@ class Lab:
             region.set_mode("up")
             region.partition(())
         reset_moto(self.moto_url)
-        for emulator in (self.clouddns, self.trafficmanager):
+        for emulator in (self.clouddns, self.trafficmanager, self.zonalshift):
             if emulator is not None:
                 emulator.reset()
         if self.loaded is not None:
@@ -333,7 +361,8 @@ class Lab:
         strategy = self.loaded.strategy
         self.zones = seed_route53(self.route53_client(), strategy)
         kinds = {b.adapter for s in strategy.services.values() for b in s.routing}
-        for kind, emulator in (("clouddns", self.clouddns), ("trafficmanager", self.trafficmanager)):
+        for kind, emulator in (("clouddns", self.clouddns), ("trafficmanager", self.trafficmanager),
+                               ("zonalshift", self.zonalshift)):
             if kind in kinds and emulator is None:
                 names = " or ".join(EMULATOR_PLACEHOLDERS[kind])
                 raise LabError(f"the strategy has {kind} bindings but no connection uses {names}: the lab "
@@ -342,6 +371,8 @@ class Lab:
             self.clouddns_zones = seed_clouddns(self.clouddns.url, strategy)
         if self.trafficmanager is not None:
             seed_trafficmanager(self.trafficmanager.url, self.trafficmanager.ca_file, LAB_TOKEN, strategy)
+        if self.zonalshift is not None:
+            register_zonal_resources(self.zonalshift, strategy)
 
     def route53_client(self) -> Any:
         """A boto3 Route 53 client talking to the lab's moto (never to AWS)."""
@@ -371,6 +402,9 @@ class Lab:
         if any(p in template for p in EMULATOR_PLACEHOLDERS["trafficmanager"]):
             self.trafficmanager = start_trafficmanager()
             self._stack.callback(self.trafficmanager.stop)
+        if any(p in template for p in EMULATOR_PLACEHOLDERS["zonalshift"]):
+            self.zonalshift = start_zonalshift()
+            self._stack.callback(self.zonalshift.stop)
 
     def _write_aws_files(self) -> None:
         self.aws_config_file.parent.mkdir(parents=True, exist_ok=True)
@@ -396,6 +430,8 @@ class Lab:
         if self.trafficmanager is not None:
             values["trafficmanager_url"] = self.trafficmanager.url
             values["trafficmanager_ca"] = self.trafficmanager.ca_file
+        if self.zonalshift is not None:
+            values["zonalshift_url"] = self.zonalshift.url
         return values
 
     def _template(self) -> tuple[str, str]:
@@ -424,6 +460,8 @@ class Lab:
             out["clouddns_url"] = self.clouddns.url
         if self.trafficmanager is not None:
             out.update(trafficmanager_url=self.trafficmanager.url, trafficmanager_ca=self.trafficmanager.ca_file)
+        if self.zonalshift is not None:
+            out["zonalshift_url"] = self.zonalshift.url
         return out
 
     def servers(self) -> list[tuple[str, str]]:
@@ -433,6 +471,8 @@ class Lab:
             out.append(("cloud dns", self.clouddns.url))
         if self.trafficmanager is not None:
             out.append(("traffic manager", self.trafficmanager.url))
+        if self.zonalshift is not None:
+            out.append(("arc zonal shift", self.zonalshift.url))
         return out + [(f"region {name}", r.url) for name, r in self.regions.items()]
 
     def env(self) -> dict[str, str]:
@@ -465,6 +505,8 @@ class Lab:
             out["FAILOVER_TRAFFICMANAGER_URL"] = self.trafficmanager.url
             token_vars = lab_token_vars(self.loaded.strategy, self.trafficmanager.url) if self.loaded else []
             out.update({var: LAB_TOKEN for var in token_vars or ["AZURE_ACCESS_TOKEN"]})
+        if self.zonalshift is not None:
+            out["FAILOVER_ZONALSHIFT_URL"] = self.zonalshift.url
         return out
 
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
