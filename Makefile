@@ -7,13 +7,15 @@ STAMP  := $(VENV)/.installed
 CLOUD  ?= aws
 CLOUDS := aws gcp azure multi
 
-.PHONY: all drill drill-all test unit integration bench lint collections clean help
+.PHONY: all drill drill-all zone-drill test unit integration bench lint collections clean help
 
 help:
 	@echo "make drill   - run a complete failover drill locally (moto + local regions), print RTO"
 	@echo "make drill CLOUD=gcp   - the drill on Cloud DNS; CLOUD=azure: Traffic Manager; CLOUD=multi:"
 	@echo "               one service steered by Route 53 + Cloud DNS + Traffic Manager (local emulators)"
 	@echo "make drill-all - the drill on each of $(CLOUDS), one after the other"
+	@echo "make zone-drill - take one availability zone of an active-active service out and back"
+	@echo "               (ARC zonal shift emulator + three local zones), print both RTOs"
 	@echo "make test    - set up and run the whole test suite"
 	@echo "make bench   - run the benchmarks (figures go to docs/benchmarks.md by hand)"
 	@echo "make clean   - remove the venv and run artefacts"
@@ -42,6 +44,9 @@ drill-all: $(STAMP) collections
 	done; \
 	if [ -n "$$failed" ]; then echo "=== drill FAILED on:$$failed"; exit 1; fi; \
 	echo "=== drill succeeded on: $(CLOUDS) (reports in .drill/<cloud>/drill-report.json)"
+
+zone-drill: $(STAMP) collections
+	$(BIN)/failover drill --cloud zone --dir .drill/zone
 
 test: $(STAMP) collections
 	$(BIN)/python -m pytest -q -ra

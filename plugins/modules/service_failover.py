@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: service_failover
-short_description: Fail a service over to a standby, or back to its primary
+short_description: Fail a service over to a standby, or back to its primary, or rebalance its active members
 version_added: 0.1.0
 description:
   - Plans the change of routing (Route 53 records, ...) that moves a service's traffic, checks it
@@ -16,6 +16,9 @@ description:
   - In check mode the plan is computed and returned (with C(diff)) and nothing is changed.
   - The time of the failure detected by M(resilience.failover.endpoint_probe) (when it recorded an
     incident) starts the RTO clock.
+  - For an active_active service (region or zone scope), O(action=rebalance) takes the members that
+    fail their probes out of rotation and brings the healthy ones back (e.g. an ARC zonal shift
+    away from a failing availability zone, cancelled once the zone is healthy again).
 options:
   service:
     description: Name of the service in the strategy file.
@@ -26,11 +29,14 @@ options:
       - C(failover) moves traffic to O(target), or to the first healthy standby.
       - C(failback) moves traffic back to the primary.
       - C(switch) moves traffic to O(target) (required).
+      - C(rebalance) (active_active services only) puts exactly the healthy members in rotation, within
+        the strategy's rules (for example C(max_out)); a plan that would leave no member in rotation
+        is refused.
     type: str
-    choices: [failover, failback, switch]
+    choices: [failover, failback, switch, rebalance]
     default: failover
   target:
-    description: Endpoint to move traffic to (for C(failover) and C(switch)).
+    description: Endpoint to move traffic to (for C(failover) and C(switch)); not used by C(rebalance).
     type: str
   force:
     description:
@@ -61,6 +67,12 @@ EXAMPLES = r"""
     service: shop
     action: failback
 
+- name: Take the zones that fail their probes out of an active-active service, bring healthy ones back
+  resilience.failover.service_failover:
+    service: shop
+    action: rebalance
+  register: rebalance
+
 - name: What would a failover change? (nothing is changed in check mode)
   resilience.failover.service_failover:
     service: shop
@@ -79,6 +91,12 @@ active:
   returned: always
   type: dict
   sample: {"usw2": 100}
+out_of_rotation:
+  description: Endpoints not taking traffic after the run (active_active services; empty otherwise).
+  returned: always
+  type: list
+  elements: str
+  sample: ["az2"]
 plan:
   description: The plan, with every change's before and after.
   returned: always
@@ -107,11 +125,20 @@ from ansible_collections.resilience.failover.plugins.module_utils.failover_commo
 )
 
 
+def out_of_rotation(engine, service, active):
+    """Members of an active_active service not in ``active`` (none for other strategies)."""
+    svc = engine.loaded.service(service)
+    if svc.strategy != "active_active" or active is None:
+        return []
+    return [n for n in svc.endpoint_names if n not in active]
+
+
 def plan_only(engine, params):
     """Check mode: compute the plan, change nothing. Returns (changed, result)."""
     plan = engine.plan(params["service"], params["action"], params["target"])
+    active = plan.target if not plan.is_noop else plan.current
     result = dict(status="noop" if plan.is_noop else "planned", plan=plan.to_dict(), diff=plan.diff(),
-                  active=plan.target if not plan.is_noop else plan.current)
+                  active=active, out_of_rotation=out_of_rotation(engine, params["service"], active))
     if plan.refusals and not plan.is_noop and not params["force"]:
         result["refusals"] = list(plan.refusals)
     return not plan.is_noop, result
@@ -123,7 +150,8 @@ def apply(engine, params):
     plan = out.plan
     active = (plan.target if out.status == "succeeded" else plan.current) if plan else None
     result = dict(status=out.status, plan=report["plan"], report=report, report_path=out.report_path,
-                  active=active, rto_s=out.timeline.rto if out.timeline else None,
+                  active=active, out_of_rotation=out_of_rotation(engine, params["service"], active),
+                  rto_s=out.timeline.rto if out.timeline else None,
                   diff=plan.diff() if plan and out.changed else dict(before={}, after={}))
     return out.changed, out.ok, result
 
@@ -131,11 +159,13 @@ def apply(engine, params):
 def main():
     spec = dict(COMMON_ARGS,
                 service=dict(type="str", required=True),
-                action=dict(type="str", default="failover", choices=["failover", "failback", "switch"]),
+                action=dict(type="str", default="failover", choices=["failover", "failback", "switch", "rebalance"]),
                 target=dict(type="str"),
                 force=dict(type="bool", default=False))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_if=[("action", "switch", ["target"])])
+    if module.params["action"] == "rebalance" and module.params["target"]:
+        module.fail_json(msg="action=rebalance takes no target: it puts exactly the healthy members in rotation")
     loaded = load(module)
     from failover_engine.engine import FailoverEngine
 
