@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CLOUD  ?= aws
 CLOUDS := aws gcp azure multi
 
-.PHONY: all drill drill-all zone-drill test unit integration bench lint collections clean help
+.PHONY: all drill drill-all zone-drill aa-drill zone-drill test unit integration bench lint collections clean help
 
 help:
 	@echo "make drill   - run a complete failover drill locally (moto + local regions), print RTO"
@@ -16,6 +16,7 @@ help:
 	@echo "make drill-all - the drill on each of $(CLOUDS), one after the other"
 	@echo "make zone-drill - take one availability zone of an active-active service out and back"
 	@echo "               (ARC zonal shift emulator + three local zones), print both RTOs"
+	@echo "make aa-drill - active-active over three regions (Route 53 weights): a member out and back"
 	@echo "make test    - set up and run the whole test suite"
 	@echo "make bench   - run the benchmarks (figures go to docs/benchmarks.md by hand)"
 	@echo "make clean   - remove the venv and run artefacts"
@@ -47,6 +48,11 @@ drill-all: $(STAMP) collections
 
 zone-drill: $(STAMP) collections
 	$(BIN)/failover drill --cloud zone --dir .drill/zone
+
+# active-active over three regions on Route 53 weights: a member out (its share spread in
+# proportion) and back, with RTO
+aa-drill: $(STAMP) collections
+	$(BIN)/failover drill --cloud weighted --dir .drill/weighted
 
 test: $(STAMP) collections
 	$(BIN)/python -m pytest -q -ra

@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_monitor)
     s = sub.add_parser("drill", help="run the local drill: moto + two local regions + playbooks/drill.yml")
     s.add_argument("--dir", default=".drill", help="working directory for the drill (default .drill)")
-    s.add_argument("--cloud", default="aws", choices=("aws", "gcp", "azure", "multi", "zone"),
+    s.add_argument("--cloud", default="aws", choices=("aws", "gcp", "azure", "multi", "zone", "weighted"),
                    help="aws: Route 53 (moto); gcp: Cloud DNS, azure: Traffic Manager (local emulators); "
                    "multi: one service steered by all three; zone: an active-active service over three "
                    "zones, ARC zonal shift (emulator), playbooks/zone_drill.yml (default aws)")

@@ -20,7 +20,9 @@ from pathlib import Path
 from .reporting import render_drill
 
 # the playbook of a drill, by cloud (default playbooks/drill.yml)
-PLAYBOOKS = {"zone": "zone_drill.yml"}
+PLAYBOOKS = {"zone": "zone_drill.yml", "weighted": "zone_drill.yml"}
+# the member the drill takes out and back (zone_drill.yml's `zone`), when not the playbook's default
+CLOUD_VARS = {"weighted": ["zone=usw2"]}
 
 
 def find_repo_root(start: Path | None = None) -> Path | None:
@@ -81,7 +83,7 @@ def run_drill(run_dir: Path, *, cloud: str = "aws", extra_vars: list[str] | None
             print(f"lab: {name:<16} {url}", file=sys.stderr)
         print(f"lab: {'strategy':<16} {lab.strategy_path}", file=sys.stderr, flush=True)
         cmd = [ansible_playbook(), str(root / "playbooks" / PLAYBOOKS.get(cloud, "drill.yml"))]
-        for ev in extra_vars or []:
+        for ev in CLOUD_VARS.get(cloud, []) + list(extra_vars or []):
             cmd += ["-e", ev]
         if verbose:
             cmd.append("-v")

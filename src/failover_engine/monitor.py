@@ -113,7 +113,7 @@ class Monitor:
     def __init__(self, strategy_path: str | Path, *, state_dir: str | Path | None = None,
                  observers: list[str] | None = None, exchange: VerdictExchange | None = None,
                  metrics_port: int | None = None, retry_after: float = 30.0,
-                 log: Callable[[str], None] | None = None):
+                 reconcile_interval: float = 30.0, log: Callable[[str], None] | None = None):
         self.path = Path(strategy_path)
         self.state_dir_override = state_dir
         self.loaded = load_strategy(self.path, state_dir=state_dir)
@@ -121,6 +121,8 @@ class Monitor:
         self.events = EventLog(self.loaded.state_dir / "events.jsonl")
         self.exchange = exchange or InMemoryExchange()
         self.retry_after = retry_after
+        self.reconcile_interval = reconcile_interval
+        self._reconciled_at = time.time()
         self.log = log or (lambda msg: None)
         mon = self.loaded.strategy.monitoring
         wanted = observers or [o.name for o in mon.observers]
@@ -181,9 +183,38 @@ class Monitor:
         for obs in self.observers:
             self.exchange.publish(obs.report(now))
         self._maybe_reload()
+        if now - self._reconciled_at >= self.reconcile_interval:
+            self._reconciled_at = now
+            self._reconcile(now)
         reports = self.exchange.collect(now)
         for name in list(self.watches):
             self._decide(name, reports, now)
+
+    def _reconcile(self, now: float) -> None:
+        """Re-read the routing state of idle services (one batched read per adapter): a change
+        made elsewhere, or a zonal shift that expired, is seen and acted on; a resource the adapter
+        reports as ``expiring`` (a zonal shift past half its life) gets a run, which extends it."""
+        idle = [n for n, w in self.watches.items() if w.running is None]
+        if not idle:
+            return
+        try:
+            observed = self.engine.observe_many(idle)
+        except FailoverError as exc:
+            self.events.append("monitor_read_error", None, error=str(exc))
+            return
+        for name, obs in observed.items():
+            watch = self.watches[name]
+            if obs.active != watch.active:
+                self.events.append("drift", name, cached=watch.active, provider=obs.active)
+                watch.active, watch.last_attempt = obs.active, None
+            expiring = any(a and a.get("expiring") for st in obs.states for a in st.values())
+            if expiring and obs.active is not None:
+                svc = self.loaded.strategy.services[name]
+                action = "rebalance" if svc.strategy == "active_active" else "switch"
+                target = None if action == "rebalance" else next(iter(obs.active))
+                self.log(f"{name}: renewing an expiring shift")
+                self.events.append("renewing", name, action=action)
+                self._submit(name, action, target)
 
     # ------------------------------------------------------------------ deciding
     def _decide(self, name: str, reports: list[ObserverReport], now: float) -> None:
@@ -258,9 +289,13 @@ class Monitor:
         record_detection(self.loaded.state_dir, name, awaited, [about], first, detected,
                          getattr(verdicts.get(about), "reason", ""))
         self.log(f"{name}: {action} to {target} ({getattr(verdicts.get(about), 'reason', '')})")
-        engine = self.engine
-        watch.running = self.pool.submit(engine.run, name, action, target, apply=True,  # type: ignore[arg-type]
-                                         verdicts=verdicts, stable_for=stable_for)
+        self._submit(name, action, target, verdicts=verdicts, stable_for=stable_for)
+
+    def _submit(self, name: str, action: str, target: str | None, **run_kw: Any) -> None:
+        """Run the engine for ``name`` in a worker thread; the result comes back to the loop."""
+        watch = self.watches[name]
+        watch.running = self.pool.submit(self.engine.run, name, action, target, apply=True,  # type: ignore[arg-type]
+                                         **run_kw)
         loop = asyncio.get_event_loop()
         watch.running.add_done_callback(lambda f: loop.call_soon_threadsafe(self._run_done, name, action, f))
 

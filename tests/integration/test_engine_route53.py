@@ -524,30 +524,29 @@ def test_weighted_and_simple_modes(lab: Lab, make_engine, tmp_path: Path, state_
 
 # --------------------------------------------------------------------------- rollback never overwrites others
 def test_rollback_leaves_a_record_someone_else_changed_meanwhile(lab: Lab, make_engine, tmp_path: Path,
-                                                                 state_dir: Path) -> None:
-    """Validation fails slowly (a hanging check); meanwhile someone edits the standby's record.
-    The rollback restores what this run wrote and leaves the foreign edit in place."""
+                                                                 state_dir: Path, closed_port: int) -> None:
+    """Validation fails (a check on a closed port, retried for over a second); meanwhile someone
+    edits the standby's record. The rollback restores what this run wrote and leaves the foreign
+    edit in place."""
     import threading
 
-    hang = lab.regions["usw2"]  # healthy while planning; hangs once the step is applied
-
     def edit(d: dict[str, Any]) -> None:
-        shop(d)["validation"] = {"attempts": 3, "interval": "100ms", "probe_active": False,
-                                 "checks": [{"type": "http", "url": f"{hang.url}/health"}]}
-        shop(d)["detection"]["timeout"] = "250ms"
+        shop(d)["validation"] = {"attempts": 5, "interval": "300ms", "probe_active": False,
+                                 "checks": [{"type": "http", "url": f"http://127.0.0.1:{closed_port}/health"}]}
 
     engine = make_engine(strategy_copy(lab, tmp_path, edit))
     client = lab.route53_client()
+    edited = threading.Event()
 
     def foreign_edit() -> None:
         deadline = time.time() + 10
         while time.time() < deadline and "step_applied" not in [e["event"] for e in events(state_dir)]:
             time.sleep(0.01)
-        hang.set_mode("hang")  # from now on the validation check cannot pass
         r = rrsets(lab)[USW2]
         r = {k: r[k] for k in ("Name", "Type", "SetIdentifier", "Failover", "ResourceRecords")} | {"TTL": 999}
         client.change_resource_record_sets(HostedZoneId=lab.zones[ZONE], ChangeBatch={
             "Changes": [{"Action": "UPSERT", "ResourceRecordSet": r}]})
+        edited.set()
 
     t = threading.Thread(target=foreign_edit)
     t.start()
@@ -555,10 +554,11 @@ def test_rollback_leaves_a_record_someone_else_changed_meanwhile(lab: Lab, make_
         out = engine.run("shop", "failover", apply=True)
     finally:
         t.join()
-        hang.set_mode("up")
+    assert edited.is_set()
     assert out.status == "rolled_back", out.errors
     after = rrsets(lab)
     assert after[USE1]["Failover"] == "PRIMARY"  # what this run wrote was undone
     assert after[USW2]["TTL"] == 999  # the foreign edit survived
     left = out.rollback["steps"][0]["left_as_is"]
     assert len(left) == 1 and USW2 in left[0] and "left as is" in left[0]
+    assert out.rollback["ok"] is True and out.rollback["complete"] is False

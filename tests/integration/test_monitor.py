@@ -462,3 +462,27 @@ def test_sigterm_during_a_failover_lets_the_run_finish(lab: Lab, tmp_path: Path,
                                                                  "refused", "noop", "errored", "failed")}
     assert {e["run_id"] for e in events.all("run_started")} <= ends  # no run started without an end
     assert "waiting for 1 running failover(s) to finish" in err
+
+
+# --------------------------------------------------------------------------- reconcile
+def test_a_change_made_elsewhere_is_seen_by_the_periodic_reconcile(lab_aws: Lab, tmp_path: Path,
+                                                                   run_monitor) -> None:
+    """Someone flips the records by hand while the monitor runs: the next reconcile reads the new
+    state ("drift" event) instead of acting on a stale cache."""
+    lab = lab_aws
+    path = write_strategy(lab, tmp_path, policy={"failover": "manual"})
+    mon = run_monitor(path, reconcile_interval=0.3)
+    mon.events.wait_for("verdict", endpoint="usw2", health="healthy")
+
+    client = lab.route53_client()
+    sets = client.list_resource_record_sets(HostedZoneId=lab.zones[ZONE])["ResourceRecordSets"]
+    flipped = [{"Action": "UPSERT", "ResourceRecordSet": {
+        **{k: r[k] for k in ("Name", "Type", "TTL", "SetIdentifier", "ResourceRecords")},
+        "Failover": "SECONDARY" if r["Failover"] == "PRIMARY" else "PRIMARY"}}
+        for r in sets if r["Name"] == RECORD]
+    client.change_resource_record_sets(HostedZoneId=lab.zones[ZONE], ChangeBatch={"Changes": flipped})
+
+    drift = mon.events.wait_for("drift")
+    assert drift["cached"] == {"use1": 100} and drift["provider"] == {"usw2": 100}
+    mon.stop()
+    assert "run_started" not in mon.events.names()  # manual policy: seen, not acted on

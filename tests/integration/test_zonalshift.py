@@ -312,3 +312,17 @@ def test_engine_refuses_to_remove_the_last_healthy_zone(tmp_path: Path, emulator
     assert any("zero healthy members" in e for e in out.errors)
     assert [s["awayFrom"] for s in emulator.shifts("ACTIVE")] == ["use1-az4"]
     assert len(emulator.shifts()) == 1
+
+
+def test_a_shift_with_less_than_half_its_life_left_is_extended_not_restarted(emulator: ZonalShiftEmulator) -> None:
+    switch(adapter(emulator), binding(expires_in="20m"), {"b": 100, "c": 100})  # a shift with 20 min left
+    [first] = emulator.shifts("ACTIVE")
+    ad, b = adapter(emulator), binding(expires_in="2h")  # the strategy now wants 2 h shifts
+    assert ad.read([b]) == {KEY: {"away_from": "use1-az1", "expiring": True}}
+    changes = switch(ad, b, {"b": 100, "c": 100})
+    assert [c.action for c in changes] == ["update"]
+    [extended] = emulator.shifts("ACTIVE")
+    assert extended["zonalShiftId"] == first["zonalShiftId"]  # the same shift, extended (UpdateZonalShift)
+    assert extended["expiryTime"] - first["startTime"] == pytest.approx(7200, abs=5)
+    assert emulator.calls("PATCH") and emulator.calls("DELETE") == []
+    assert ad.read([b]) == {KEY: {"away_from": "use1-az1"}}  # full life again: nothing to do

@@ -184,3 +184,34 @@ def test_rebalance_in_check_mode_with_every_zone_healthy_is_a_noop(lab: Lab, tmp
     assert result["changed"] is False and result["status"] == "noop", result
     assert result["out_of_rotation"] == []
     assert lab.zonalshift.shifts() == []
+
+
+# --------------------------------------------------------------------------- the active-active drill
+def weights(records: dict[str, Any]) -> dict[str, int]:
+    """SetIdentifier -> weight of the drill's weighted Route 53 records, from a report's records."""
+    out = {}
+    for resource, attrs in records.items():
+        if resource.startswith("route53:") and attrs and "weight" in attrs:
+            out[resource.rsplit("[", 1)[1].rstrip("]")] = attrs["weight"]
+    return out
+
+
+def test_active_active_drill_takes_a_member_out_and_back_on_route53_weights(tmp_path: Path) -> None:
+    run_dir = tmp_path / "weighted"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_HOME": str(tmp_path / "ansible-home")}
+    proc = subprocess.run([str(FAILOVER), "drill", "--cloud", "weighted", "--dir", str(run_dir)], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=120)
+
+    assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    report = json.loads((run_dir / "drill-report.json").read_text())
+    assert report["result"] == "succeeded", report.get("error")
+    for stage in ("failover", "failback"):
+        outcome = report[stage]
+        assert outcome["status"] == "succeeded" and outcome["action"] == "rebalance", (stage, outcome["errors"])
+        assert all(outcome["timeline"]["timestamps"].values()) and outcome["timeline"]["rto_s"] > 0
+    # usw2 out: its weight goes to 0, the others keep 50/20 (their shares grow in proportion)
+    assert weights(report["records_before"]) == {"use1": 50, "usw2": 30, "euw1": 20}
+    assert weights(report["records_after_failover"]) == {"use1": 50, "usw2": 0, "euw1": 20}
+    assert weights(report["records_after_failback"]) == {"use1": 50, "usw2": 30, "euw1": 20}
+    assert "failover: succeeded, RTO" in proc.stdout and "failback: succeeded, RTO" in proc.stdout

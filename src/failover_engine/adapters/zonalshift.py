@@ -30,6 +30,14 @@ MIN_EXPIRY_S = 60.0
 MAX_EXPIRY_S = 3 * 24 * 3600.0
 
 
+def _remaining(shift: dict[str, Any]) -> float:
+    """Seconds until an active shift expires (the API gives ``expiryTime`` as a datetime)."""
+    expiry = shift.get("expiryTime")
+    if expiry is None:
+        return float("inf")
+    return expiry.timestamp() - time.time() if hasattr(expiry, "timestamp") else float(expiry) - time.time()
+
+
 def expires_in_text(seconds: float) -> str:
     """Seconds → the API's ``expiresIn`` (whole hours as ``"2h"``, else minutes rounded up: ``"90m"``)."""
     minutes = max(1, math.ceil(seconds / 60 - 1e-9))
@@ -136,7 +144,10 @@ class ZonalShiftAdapter(AwsCalls, Adapter):
                 continue
             shifts = self._active_shifts(b.resource_identifier)
             away = sorted({s["awayFrom"] for s in shifts})
-            out[key] = {"away_from": away[0] if len(away) == 1 else (away or None)}
+            attrs: dict[str, Any] = {"away_from": away[0] if len(away) == 1 else (away or None)}
+            if len(shifts) == 1 and _remaining(shifts[0]) < b.expires_in / 2:
+                attrs["expiring"] = True  # less than half its life left: the next apply extends it
+            out[key] = attrs
         return out
 
     # ------------------------------------------------------------------ apply (I/O)
@@ -155,6 +166,10 @@ class ZonalShiftAdapter(AwsCalls, Adapter):
                 resource = c.key.scope
                 before = (c.before or {}).get("away_from")
                 after = (c.after or {}).get("away_from")
+                if before is not None and before == after:  # same zone, shift expiring: extend it
+                    receipt.batches.append(self._extend(resource, before))
+                    written.append(c.key)
+                    continue
                 if before is not None:
                     self._cancel(resource, before)
                     written.append(c.key)
@@ -174,6 +189,18 @@ class ZonalShiftAdapter(AwsCalls, Adapter):
             raise
         receipt.calls = self.calls - start
         return receipt
+
+    def _extend(self, resource: str, away_from: str) -> dict[str, Any]:
+        """UpdateZonalShift: a fresh expiry for the active shift away from ``away_from``."""
+        binding = self._bindings.get(resource)
+        seconds = binding.expires_in if binding else 3600.0
+        mine = [s for s in self._active_shifts(resource) if s["awayFrom"] == away_from]
+        if not mine:
+            raise ZonalShiftError(f"no active shift away from {away_from} to extend (expired or canceled "
+                                  "since it was read); run again", resource=resource, code="ShiftChanged")
+        self._call("update_zonal_shift", resource=resource, zonalShiftId=mine[0]["zonalShiftId"],
+                   expiresIn=expires_in_text(seconds))
+        return {"resource": resource, "extended": away_from, "zonal_shift_id": mine[0]["zonalShiftId"]}
 
     def _cancel(self, resource: str, away_from: str) -> None:
         """Cancel the active shift away from ``away_from``; refuse to cancel anybody else's."""

@@ -52,11 +52,11 @@ __all__ = ["CLOUDS", "Lab", "LabError", "seed_route53", "steady_state_records", 
 AWS_REGION = "us-east-1"
 TEMPLATES = {"aws": "drill-strategy.yaml", "gcp": "drill-strategy-gcp.yaml",
              "azure": "drill-strategy-azure.yaml", "multi": "drill-strategy-multi.yaml",
-             "zone": "drill-strategy-zone.yaml"}
+             "zone": "drill-strategy-zone.yaml", "weighted": "drill-strategy-weighted.yaml"}
 CLOUDS = tuple(TEMPLATES)
 DEFAULT_REGIONS = ("use1", "usw2")
 # the local servers a template's endpoints are probed on, when not the primary and standby regions
-TEMPLATE_REGIONS = {"zone": ("az1", "az2", "az3")}
+TEMPLATE_REGIONS = {"zone": ("az1", "az2", "az3"), "weighted": ("use1", "usw2", "euw1")}
 TEMPLATE = TEMPLATES["aws"]
 # a template needs an emulator when it names one of its placeholders
 EMULATOR_PLACEHOLDERS = {"clouddns": ("{clouddns_url}",),
@@ -86,7 +86,8 @@ def steady_state_records(binding: Route53Routing, service: Service) -> list[dict
     """The ResourceRecordSets of a binding while the service's primary endpoint is active (pure).
 
     simple: one record with the primary's values; failover: primary PRIMARY, others SECONDARY;
-    weighted: primary ``active_weight``, others ``inactive_weight``. A set identifier defaults to
+    weighted: primary ``active_weight``, others ``inactive_weight`` (active_active: every member
+    with its weight, as the Route 53 adapter scales it). A set identifier defaults to
     the endpoint's name, as the Route 53 adapter does.
     """
     primary = service.primary.name
@@ -100,6 +101,8 @@ def steady_state_records(binding: Route53Routing, service: Service) -> list[dict
                                  "ResourceRecords": [{"Value": v} for v in eb.values]}
         if binding.mode == "failover":
             rrset["Failover"] = "PRIMARY" if name == primary else "SECONDARY"
+        elif service.strategy == "active_active":  # every member in rotation, with its own weight
+            rrset["Weight"] = max(1, round(service.endpoint(name).weight * binding.active_weight / 100))
         else:
             rrset["Weight"] = binding.active_weight if name == primary else binding.inactive_weight
         if eb.health_check_id:
