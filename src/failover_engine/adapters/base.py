@@ -38,6 +38,19 @@ class ApplyReceipt:
     batches: list[dict[str, Any]] = field(default_factory=list)
 
 
+def split_zone_changes(changes: Sequence[Change], flag: str) -> dict[str, tuple[list[str], list[str]]]:
+    """For zone adapters: per resource (key.scope), the zones to put in and to take out of service,
+    where ``flag`` is the boolean attribute that says "in service" (pure; no-ops are skipped)."""
+    from collections import defaultdict
+
+    out: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    for c in changes:
+        if c.after is None or (c.before is not None and bool(c.after.get(flag)) == bool(c.before.get(flag))):
+            continue  # no-op (or a delete, which a zone endpoint never is)
+        out[c.key.scope][0 if c.after.get(flag) else 1].append(c.key.name)
+    return {scope: (sorted(zones_in), sorted(zones_out)) for scope, (zones_in, zones_out) in out.items()}
+
+
 class Adapter(ABC):
     kind: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]]

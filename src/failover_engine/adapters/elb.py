@@ -12,14 +12,13 @@ changed zones, so it cannot tell; AWS itself refuses to remove a load balancer's
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from typing import Any, Callable, Sequence
 
 from ..errors import ElbError
 from ..model import ClassicElbConnection, ClassicElbRouting
 from ..plan import Assignment, Attrs, Change, ResourceKey
 from .aws import AwsCalls
-from .base import Adapter, ApplyReceipt, Capability
+from .base import Adapter, ApplyReceipt, Capability, split_zone_changes
 
 RETRYABLE = {"Throttling", "ThrottlingException", "RequestLimitExceeded"}
 MAX_NAMES_PER_DESCRIBE = 20  # DescribeLoadBalancers accepts up to 20 names per call
@@ -90,22 +89,11 @@ class ClassicElbAdapter(AwsCalls, Adapter):
         return out
 
     # ------------------------------------------------------------------ apply (I/O, batched)
-    @staticmethod
-    def zone_changes(changes: Sequence[Change]) -> dict[str, tuple[list[str], list[str]]]:
-        """(zones to enable, zones to disable) per load balancer (pure; exposed for tests)."""
-        out: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
-        for c in changes:
-            if c.after is None or (c.before is not None and
-                                   bool(c.after.get("enabled")) == bool(c.before.get("enabled"))):
-                continue  # no-op (or a delete, which a zone endpoint never is)
-            out[c.key.scope][0 if c.after.get("enabled") else 1].append(c.key.name)
-        return {lb: (sorted(en), sorted(dis)) for lb, (en, dis) in out.items()}
-
     def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
         start = self.calls
         receipt = ApplyReceipt()
         written: list[ResourceKey] = []
-        plans = self.zone_changes(changes)
+        plans = split_zone_changes(changes, "enabled")
         try:
             for lb, (enable, disable) in plans.items():
                 if enable:  # first: capacity never drops below either end state

@@ -32,7 +32,7 @@ from ..errors import Elbv2Error
 from ..model import Elbv2Connection, Elbv2Routing
 from ..plan import Assignment, Attrs, Change, ResourceKey
 from .aws import AwsCalls
-from .base import Adapter, ApplyReceipt, Capability
+from .base import Adapter, ApplyReceipt, Capability, split_zone_changes
 
 RETRYABLE = {"Throttling", "ThrottlingException", "RequestLimitExceeded"}
 MAX_ARNS_PER_DESCRIBE = 20    # DescribeTargetGroups / DescribeTags accept up to 20 ARNs per call
@@ -191,22 +191,11 @@ class Elbv2Adapter(AwsCalls, Adapter):
         return out
 
     # ------------------------------------------------------------------ apply (I/O, batched)
-    @staticmethod
-    def zone_changes(changes: Sequence[Change]) -> dict[str, tuple[list[str], list[str]]]:
-        """(zones to put back, zones to take out) per target group (pure; exposed for tests)."""
-        out: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
-        for c in changes:
-            if c.after is None or (c.before is not None and
-                                   bool(c.after.get("in_service")) == bool(c.before.get("in_service"))):
-                continue  # no-op (or a delete, which a zone endpoint never is)
-            out[c.key.scope][0 if c.after.get("in_service") else 1].append(c.key.name)
-        return {tg: (sorted(back), sorted(away)) for tg, (back, away) in out.items()}
-
     def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
         start = self.calls
         receipt = ApplyReceipt()
         written: list[ResourceKey] = []
-        plans = self.zone_changes(changes)
+        plans = split_zone_changes(changes, "in_service")
         try:
             going = [tg for tg, (_, away) in plans.items() if away]
             coming = [tg for tg, (back, _) in plans.items() if back]
