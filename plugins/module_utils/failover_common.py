@@ -38,9 +38,35 @@ def strategy_path(module):
     return path
 
 
+def load_secrets_file(environ=None):
+    """Put the variables of the file named by FAILOVER_SECRETS_FILE into the environment.
+
+    The MCP server hands cloud credentials to a playbook run by reference (a 0600 JSON file it
+    deletes after the run), so they never sit in ansible-runner's recorded environment. Variables
+    already set win. Returns the names set (never the values)."""
+    environ = os.environ if environ is None else environ
+    path = environ.get("FAILOVER_SECRETS_FILE")
+    if not path:
+        return []
+    import json
+
+    with open(path, encoding="utf-8") as fh:
+        data = json.load(fh)
+    names = []
+    for name, value in data.items():
+        if isinstance(name, str) and isinstance(value, str) and name not in environ:
+            environ[name] = value
+            names.append(name)
+    return names
+
+
 def load(module):
     """Load the strategy file named by the module's options, or fail with every problem."""
     require_library(module)
+    try:
+        load_secrets_file()
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="cannot read the secrets file named by FAILOVER_SECRETS_FILE: %s" % type(exc).__name__)
     try:
         return load_strategy(strategy_path(module), state_dir=module.params.get("state_dir"))
     except FailoverError as exc:

@@ -21,6 +21,11 @@ options:
     description: Override the safety refusals (unhealthy target, cooldown). The lock is never overridden.
     type: bool
     default: false
+  expected_plans:
+    description:
+      - Service name to the fingerprint of its confirmed plan (see M(resilience.failover.service_failover)).
+      - A service whose plan changed since, or that must move but is not listed, is refused as stale.
+    type: dict
 extends_documentation_fragment:
   - resilience.failover.strategy
 author:
@@ -63,14 +68,16 @@ from ansible_collections.resilience.failover.plugins.module_utils.failover_commo
 
 
 def main():
-    spec = dict(COMMON_ARGS, region=dict(type="str", required=True), force=dict(type="bool", default=False))
+    spec = dict(COMMON_ARGS, region=dict(type="str", required=True), force=dict(type="bool", default=False),
+                expected_plans=dict(type="dict"))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     loaded = load(module)
     from failover_engine.engine import FailoverEngine
 
     engine = FailoverEngine(loaded)
     try:
-        outs = engine.run_region(module.params["region"], apply=not module.check_mode, force=module.params["force"])
+        outs = engine.run_region(module.params["region"], apply=not module.check_mode, force=module.params["force"],
+                                 expect=module.params["expected_plans"])
     except FailoverError as exc:
         fail_from(module, exc, changed=False)
     services = [o.to_dict() for o in outs]

@@ -44,6 +44,12 @@ options:
       - The lock is never overridden.
     type: bool
     default: false
+  expected_plan:
+    description:
+      - The fingerprint (C(plan.fingerprint) of a check-mode run) of a plan someone confirmed.
+      - The run is refused as stale, even with O(force), unless the plan computed under the lock has it,
+        so what runs is exactly what was confirmed (the MCP server's two-step trigger uses this).
+    type: str
 extends_documentation_fragment:
   - resilience.failover.strategy
 author:
@@ -145,7 +151,8 @@ def plan_only(engine, params):
 
 
 def apply(engine, params):
-    out = engine.run(params["service"], params["action"], params["target"], apply=True, force=params["force"])
+    out = engine.run(params["service"], params["action"], params["target"], apply=True, force=params["force"],
+                     expect=params["expected_plan"])
     report = out.to_dict()
     plan = out.plan
     active = (plan.target if out.status == "succeeded" else plan.current) if plan else None
@@ -161,7 +168,8 @@ def main():
                 service=dict(type="str", required=True),
                 action=dict(type="str", default="failover", choices=["failover", "failback", "switch", "rebalance"]),
                 target=dict(type="str"),
-                force=dict(type="bool", default=False))
+                force=dict(type="bool", default=False),
+                expected_plan=dict(type="str"))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_if=[("action", "switch", ["target"])])
     if module.params["action"] == "rebalance" and module.params["target"]:

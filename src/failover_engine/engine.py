@@ -318,11 +318,13 @@ class FailoverEngine:
     # ------------------------------------------------------------------ running
     def run(self, name: str, action: Action, target: str | None = None, *, apply: bool = False,
             force: bool = False, verdicts: dict[str, Verdict] | None = None,
-            stable_for: dict[str, float] | None = None) -> Outcome:
+            stable_for: dict[str, float] | None = None, expect: str | None = None) -> Outcome:
         """Plan and, when ``apply`` is true, apply under the service lock. Dry run by default.
 
         ``verdicts`` (e.g. the monitor's quorum verdicts) replace the one-round probe check;
-        ``stable_for`` makes an active_active plan an automatic one (see :meth:`plan`)."""
+        ``stable_for`` makes an active_active plan an automatic one (see :meth:`plan`);
+        ``expect`` is the fingerprint of a plan someone confirmed (:meth:`Plan.fingerprint`): the
+        run is refused as stale, even when forced, unless the plan made under the lock has it."""
         svc = self.loaded.service(name)
         out = Outcome(name, action, "planned", uuid.uuid4().hex[:12])
         if not apply:
@@ -332,7 +334,7 @@ class FailoverEngine:
             return out
         with self.lock.hold(name, f"{action} run {out.run_id}"):
             try:
-                self._run_locked(svc, name, action, target, force, out, verdicts, stable_for)
+                self._run_locked(svc, name, action, target, force, out, verdicts, stable_for, expect)
             except FailoverError as exc:
                 # e.g. Route 53 unreachable before anything changed: close the run in the log
                 out.status = "error"
@@ -354,7 +356,7 @@ class FailoverEngine:
 
     def _run_locked(self, svc: Service, name: str, action: Action, target: str | None, force: bool,
                     out: Outcome, verdicts: dict[str, Verdict] | None = None,
-                    stable_for: dict[str, float] | None = None) -> None:
+                    stable_for: dict[str, float] | None = None, expect: str | None = None) -> None:
         ev = lambda event, **kw: self.events.append(event, name, run_id=out.run_id, **kw)  # noqa: E731
         out.timeline = self._timeline(name, action, out.started)
         ev("run_started", action=action, target=target, force=force, signal=out.timeline.signal)
@@ -362,6 +364,13 @@ class FailoverEngine:
         plan = out.plan = self.plan(name, action, target, verdicts=verdicts, stable_for=stable_for)
         out.timeline.decided_at = time.time()
         ev("decided", plan=plan.to_dict())
+        if expect is not None and plan.fingerprint() != expect:
+            out.status = "refused"
+            out.errors = [f"stale plan: the confirmed plan was {expect}, the plan now is {plan.fingerprint()} "
+                          f"({plan.action} {sorted(plan.current or {})} -> {sorted(plan.target)}, "
+                          f"{len(plan.changes)} change(s)); the state changed since it was confirmed: plan again"]
+            ev("refused", reasons=out.errors, stale=True)
+            return
         if plan.refusals and not force:
             out.status = "refused"
             out.errors = list(plan.refusals)
@@ -554,9 +563,13 @@ class FailoverEngine:
             out.append((name, target, why if target else f"{why}; no endpoint outside {region}"))
         return out
 
-    def run_region(self, region: str, *, apply: bool = False, force: bool = False) -> list[Outcome]:
+    def run_region(self, region: str, *, apply: bool = False, force: bool = False,
+                   expect: dict[str, str] | None = None) -> list[Outcome]:
         """Fail every service active in ``region`` over to another region, one service at a time,
-        each through :meth:`run` (its lock, safety rules, validation and rollback)."""
+        each through :meth:`run` (its lock, safety rules, validation and rollback).
+
+        ``expect`` maps service -> confirmed plan fingerprint: a service whose plan changed, or
+        that was not in the confirmed region plan, is refused as stale (see :meth:`run`)."""
         outcomes = []
         for name, target, why in self.region_plan(region):
             if target is None:
@@ -565,8 +578,16 @@ class FailoverEngine:
                 out.errors = [why] if refused else []
                 outcomes.append(out)
                 continue
+            if expect is not None and name not in expect:
+                out = Outcome(name, "switch", "refused", uuid.uuid4().hex[:12], reason="not in the confirmed plan")
+                out.errors = [f"stale plan: {name} must now leave {region} (to {target}) but was not in the "
+                              "confirmed region plan: plan again"]
+                self.events.append("refused", name, run_id=out.run_id, reasons=out.errors, stale=True)
+                outcomes.append(out)
+                continue
             self.progress(f"region {region}: {name} -> {target}")
-            outcomes.append(self.run(name, "switch", target, apply=apply, force=force))
+            outcomes.append(self.run(name, "switch", target, apply=apply, force=force,
+                                     expect=None if expect is None else expect[name]))
         return outcomes
 
     # ------------------------------------------------------------------ status

@@ -6,6 +6,7 @@ Rolling back a step applies the inverse of its changes.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping
@@ -115,7 +116,18 @@ class Plan:
             "warnings": list(self.warnings),
             "refusals": list(self.refusals),
             "steps": [s.to_dict() for s in self.steps],
+            "fingerprint": self.fingerprint(),
         }
+
+    def fingerprint(self) -> str:
+        """A digest of what the plan would do: the target and every change's before and after.
+
+        Two plans with the same fingerprint make the same changes from the same state; a
+        confirmed plan is applied only while the plan computed under the lock still has it
+        (reasons, warnings and refusals are not part of it: they carry timings)."""
+        body = {"service": self.service, "action": self.action, "current": self.current, "target": self.target,
+                "changes": [c.to_dict() for c in self.changes]}
+        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     def diff(self) -> dict[str, Any]:
         """Ansible-style diff: ``before``/``after`` keyed by resource."""

@@ -1,0 +1,208 @@
+"""The MCP server's strategy store: one strategy file in the server's home, changed only whole.
+
+``define`` merges a strategy document (its connections and services replace same-named ones)
+and ``configure`` sets a service's standby endpoints; either way the merged document is
+validated as a whole (structure, then cross-field rules, then the server's own policy) and
+written atomically only when every check passes. A rejected input changes nothing.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import Problem, StrategyError
+from ..events import redact
+from ..loader import LoadedStrategy, load_strategy, parse_strategy
+from ..model import CommandProbe, PythonProbe, Strategy
+
+INPUT = "<mcp input>"
+
+
+class StoreRejected(Exception):
+    """Every problem found in a client's input; nothing was stored."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+def _problem(path: str, message: str) -> Problem:
+    return Problem(path, message, INPUT)
+
+
+def _unsafe_probes(strategy: Strategy) -> list[Problem]:
+    """Probes that run code on the server host (command, python), each with its path."""
+    out = []
+
+    def check(spec: Any, path: str) -> None:
+        if isinstance(spec, (CommandProbe, PythonProbe)):
+            out.append(_problem(path, f"a {spec.type} probe runs code on the server host; this server "
+                                      "refuses them from MCP clients (start it with --allow-code-probes to allow)"))
+
+    for sname, svc in strategy.services.items():
+        for i, ep in enumerate(svc.endpoints):
+            check(ep.probe, f"services.{sname}.endpoints[{i}].probe")
+            check(ep.gate, f"services.{sname}.endpoints[{i}].gate")
+        for i, rule in enumerate(svc.rules):
+            check(getattr(rule, "probe", None), f"services.{sname}.rules[{i}].probe")
+    for i, spec in enumerate(strategy.monitoring.control_targets):
+        check(spec, f"monitoring.control_targets[{i}]")
+    return out
+
+
+class StrategyStore:
+    """``home/strategy.yaml`` (state in ``home/state``), guarded by a lock for writers."""
+
+    def __init__(self, home: str | Path, *, allow_code_probes: bool = False):
+        self.home = Path(home).resolve()
+        self.path = self.home / "strategy.yaml"
+        self.state_dir = self.home / "state"
+        self.allow_code_probes = allow_code_probes
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ reading
+    def document(self) -> dict[str, Any]:
+        """The stored document (empty when nothing was defined yet)."""
+        if not self.path.exists():
+            return {}
+        data = yaml.safe_load(self.path.read_text(encoding="utf-8")) or {}
+        return data if isinstance(data, dict) else {}
+
+    def services(self) -> list[str]:
+        return sorted((self.document().get("services") or {}).keys())
+
+    def loaded(self) -> LoadedStrategy:
+        """The stored strategy, loaded as every other entry point loads a strategy file."""
+        if not self.path.exists():
+            raise StrategyError([Problem("", "no strategy is defined yet: call failover.define first", None)])
+        return load_strategy(self.path, state_dir=self.state_dir)
+
+    def yaml_text(self, service: str | None = None) -> str:
+        """The stored strategy as YAML, with secret-looking values masked (for resources)."""
+        doc = self.document()
+        if service is not None:
+            svc = (doc.get("services") or {}).get(service)
+            if svc is None:
+                raise KeyError(service)
+            doc = {"services": {service: svc}}
+        return yaml.safe_dump(redact(doc), sort_keys=False)
+
+    # ------------------------------------------------------------------ writing
+    def define(self, incoming: dict[str, Any] | str) -> Strategy:
+        """Merge ``incoming`` into the stored document; validate; store. Raises StoreRejected."""
+        data = self._parse_input(incoming)
+        problems = []
+        if "state_dir" in data:
+            problems.append(_problem("state_dir", "set by the server (its home), not by a client"))
+        if not isinstance(data.get("services"), dict) or not data["services"]:
+            problems.append(_problem("services", "a strategy defines at least one service (a mapping of name to service)"))
+        for key in ("connections", "monitoring"):
+            if key in data and not isinstance(data[key], dict):
+                problems.append(_problem(key, "must be a mapping"))
+        if problems:
+            raise StoreRejected(problems)
+        with self._lock:
+            merged = self.document()
+            merged.pop("state_dir", None)
+            for key in ("connections", "services"):
+                merged.setdefault(key, {}).update(copy.deepcopy(data.get(key) or {}))
+            if "monitoring" in data:
+                merged["monitoring"] = copy.deepcopy(data["monitoring"])
+            if "version" in data:
+                merged["version"] = data["version"]
+            return self._validate_and_write(merged)
+
+    def configure(self, service: str, standbys: list[dict[str, Any]], *, replace: bool,
+                  active: list[str] | None) -> Strategy:
+        """Set (``replace``) or add/update a service's standby endpoints, each with its routing
+        bindings (one per routing entry of the service, in order). ``active``: the endpoints
+        taking traffic now (None when unknown); a standby among them is never removed."""
+        with self._lock:
+            doc = self.document()
+            svc = (doc.get("services") or {}).get(service)
+            if svc is None:
+                raise StoreRejected([_problem("service", f"no service named {service!r} is defined "
+                                                         f"(defined: {', '.join(self.services()) or 'none'})")])
+            if svc.get("strategy", "active_passive") != "active_passive":
+                raise StoreRejected([_problem("service", f"{service!r} is active_active: its members are set with "
+                                                         "failover.define, standbys are for active_passive services")])
+            routing = svc.get("routing") or []
+            problems = []
+            names = [s.get("name") for s in standbys]
+            for i, sb in enumerate(standbys):
+                bindings = sb.get("routing") or []
+                if len(bindings) != len(routing):
+                    problems.append(_problem(f"standbys[{i}].routing", f"give one binding per routing entry of "
+                                                                     f"{service!r} ({len(routing)}), in order; got {len(bindings)}"))
+            endpoints = list(svc.get("endpoints") or [])
+            old_standbys = [e.get("name") for e in endpoints if e.get("role") == "standby"]
+            removed = [n for n in old_standbys if n not in names] if replace else []
+            live = [n for n in removed if active is None or n in active]
+            if live:
+                why = "takes traffic now" if active is not None else "may take traffic (the routing state could not be read)"
+                problems.append(_problem("standbys", f"replacing would remove {', '.join(live)}, which {why}: "
+                                                     "fail back or over first"))
+            if problems:
+                raise StoreRejected(problems)
+            keep = [e for e in endpoints if e.get("name") not in names and e.get("name") not in removed]
+            for sb in standbys:
+                ep = {k: v for k, v in sb.items() if k != "routing" and v is not None}
+                ep["role"] = "standby"
+                keep.append(ep)
+            svc["endpoints"] = keep
+            for r, binding in enumerate(routing):
+                eps = {k: v for k, v in (binding.get("endpoints") or {}).items() if k not in removed}
+                for sb in standbys:
+                    eps[sb["name"]] = sb["routing"][r]
+                binding["endpoints"] = eps
+            return self._validate_and_write(doc)
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _parse_input(incoming: dict[str, Any] | str) -> dict[str, Any]:
+        if isinstance(incoming, str):
+            try:
+                data = yaml.safe_load(incoming)
+            except yaml.YAMLError as exc:
+                mark = getattr(exc, "problem_mark", None)
+                where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+                raise StoreRejected([_problem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+        else:
+            data = incoming
+        if not isinstance(data, dict):
+            raise StoreRejected([_problem("", "a strategy is a mapping with `services:` (and `connections:`)")])
+        return data
+
+    def _validate_and_write(self, doc: dict[str, Any]) -> Strategy:
+        doc["state_dir"] = "state"
+        text = yaml.safe_dump(doc, sort_keys=False)
+        try:
+            strategy, _ = parse_strategy(text, file=INPUT)
+        except StrategyError as exc:
+            raise StoreRejected([Problem(_strip_line(p.path), p.message, INPUT) for p in exc.problems]) from None
+        if not self.allow_code_probes:
+            unsafe = _unsafe_probes(strategy)
+            if unsafe:
+                raise StoreRejected(unsafe)
+        self.home.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.home, prefix=".strategy-", suffix=".yaml")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return strategy
+
+
+def _strip_line(path: str) -> str:
+    """'services.x.ttl (line 12)' -> 'services.x.ttl': lines of the merged file mean nothing to a client."""
+    return path.split(" (line ", 1)[0]
