@@ -562,3 +562,29 @@ def test_rollback_leaves_a_record_someone_else_changed_meanwhile(lab: Lab, make_
     left = out.rollback["steps"][0]["left_as_is"]
     assert len(left) == 1 and USW2 in left[0] and "left as is" in left[0]
     assert out.rollback["ok"] is True and out.rollback["complete"] is False
+
+
+# --------------------------------------------------------------------------- confirmed plans (expect)
+def test_confirmed_plan_runs_and_a_stale_one_is_refused_even_forced(lab: Lab, make_engine, state_dir: Path) -> None:
+    engine = make_engine()
+    confirmed = engine.plan("shop", "failover").fingerprint()
+    stale = engine.run("shop", "failover", apply=True, force=True, expect="0" * 32)
+    assert stale.status == "refused" and not stale.changed
+    assert "stale plan" in stale.errors[0] and confirmed in stale.errors[0]
+    assert roles(lab)[USE1] == "PRIMARY" and "refused" in run_events(state_dir, stale)
+    out = engine.run("shop", "failover", apply=True, expect=confirmed)
+    assert out.status == "succeeded" and roles(lab) == FAILED_OVER
+    # the same confirmation once the state moved on: the plan now is a no-op, not the confirmed one
+    again = engine.run("shop", "failover", apply=True, expect=confirmed)
+    assert again.status == "refused" and "stale plan" in again.errors[0]
+
+
+def test_region_run_refuses_services_outside_the_confirmed_plan(lab: Lab, make_engine, state_dir: Path) -> None:
+    engine = make_engine()
+    outs = engine.run_region("us-east-1", apply=True, expect={})
+    assert [(o.service, o.status) for o in outs] == [("shop", "refused")]
+    assert "was not in the confirmed region plan" in outs[0].errors[0]
+    assert roles(lab)[USE1] == "PRIMARY"
+    fp = engine.plan("shop", "switch", "usw2").fingerprint()
+    outs = engine.run_region("us-east-1", apply=True, expect={"shop": fp})
+    assert [(o.service, o.status) for o in outs] == [("shop", "succeeded")] and roles(lab) == FAILED_OVER
