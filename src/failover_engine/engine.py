@@ -572,6 +572,12 @@ class FailoverEngine:
         that was not in the confirmed region plan, is refused as stale (see :meth:`run`)."""
         outcomes = []
         for name, target, why in self.region_plan(region):
+            if target is None and expect is not None and name in expect:
+                out = Outcome(name, "switch", "refused", uuid.uuid4().hex[:12], reason=why)
+                out.errors = [f"stale plan: {name} was confirmed to leave {region}, but now: {why}; plan again"]
+                self.events.append("refused", name, run_id=out.run_id, reasons=out.errors, stale=True)
+                outcomes.append(out)
+                continue
             if target is None:
                 refused = "no endpoint outside" in why
                 out = Outcome(name, "switch", "refused" if refused else "noop", uuid.uuid4().hex[:12], reason=why)

@@ -57,6 +57,6 @@ class FileLock(LockProvider):
         except (OSError, ValueError):
             return "unknown holder"
         if not info:
-            return "unknown holder"
+            return "a run that is just starting"
         age = time.time() - float(info.get("since", time.time()))
         return f"pid {info.get('pid')} on {info.get('host')} ({info.get('purpose')}, {age:.0f}s ago)"

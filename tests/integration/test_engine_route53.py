@@ -588,3 +588,13 @@ def test_region_run_refuses_services_outside_the_confirmed_plan(lab: Lab, make_e
     fp = engine.plan("shop", "switch", "usw2").fingerprint()
     outs = engine.run_region("us-east-1", apply=True, expect={"shop": fp})
     assert [(o.service, o.status) for o in outs] == [("shop", "succeeded")] and roles(lab) == FAILED_OVER
+
+
+def test_region_run_refuses_a_confirmed_service_that_no_longer_needs_to_move(lab: Lab, make_engine,
+                                                                            state_dir: Path) -> None:
+    engine = make_engine()
+    fp = engine.plan("shop", "switch", "usw2").fingerprint()
+    assert engine.run("shop", "switch", "usw2", apply=True).status == "succeeded"
+    outs = engine.run_region("us-east-1", apply=True, expect={"shop": fp})
+    assert [(o.service, o.status) for o in outs] == [("shop", "refused")]
+    assert "stale plan" in outs[0].errors[0] and "not in us-east-1" in outs[0].errors[0]

@@ -81,11 +81,12 @@ def test_services_lock_independently(tmp_path):
         pass
 
 
-def test_an_empty_lock_file_names_an_unknown_holder(tmp_path):
+def test_an_unreadable_or_empty_lock_file_names_its_holder_as_well_as_it_can(tmp_path):
     (tmp_path / "web.lock").write_text("not json")
     assert FileLock._holder(tmp_path / "web.lock") == "unknown holder"
+    # empty: the holder has the flock but has not written its details yet
     (tmp_path / "web.lock").write_text("")
-    assert FileLock._holder(tmp_path / "web.lock") == "unknown holder"
+    assert FileLock._holder(tmp_path / "web.lock") == "a run that is just starting"
 
 
 # --------------------------------------------------------------------------- across processes

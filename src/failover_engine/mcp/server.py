@@ -24,6 +24,7 @@ from typing import Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 
 from ..engine import FailoverEngine
@@ -206,9 +207,10 @@ class FailoverMcp:
         services = sorted(grant.plans)
         try:
             with _hold_all(self.trigger_lock, services, f"mcp trigger: {cond.reason[:60]}"):
-                self.events.append("mcp_triggered", cond.service, region=cond.region, action=cond.action,
-                                   kind=cond.kind, reason=cond.reason, force=cond.force, services=services,
-                                   plans=grant.plans)
+                for name in services:  # one per service: a region trigger shows in each service's events
+                    self.events.append("mcp_triggered", name, region=cond.region, action=cond.action,
+                                       kind=cond.kind, reason=cond.reason, force=cond.force, services=services,
+                                       plans=grant.plans)
                 if cond.service is not None:
                     op = cond.action
                     xv: dict[str, Any] = {"service": cond.service, "expected_plan": grant.plans[cond.service]}
@@ -226,8 +228,9 @@ class FailoverMcp:
         result.outcome = self._outcome(run, cond, services)
         ok = result.outcome.status == "succeeded"
         result.stage = "applied" if ok else "failed"
-        self.events.append("mcp_run_finished", cond.service, region=cond.region, status=result.outcome.status,
-                           playbook=run.playbook, rc=run.rc, run=run.run_id, duration_s=run.duration_s)
+        for name in services:
+            self.events.append("mcp_run_finished", name, region=cond.region, status=result.outcome.status,
+                               playbook=run.playbook, rc=run.rc, run=run.run_id, duration_s=run.duration_s)
         parts = []
         for s in result.outcome.services:
             rto = f", RTO {s.rto_s:.3f}s" if s.rto_s is not None else ""
@@ -356,7 +359,11 @@ def build_server(tools: FailoverMcp) -> MCPServer:
     async def monitor(service: str, events: int = 20, probe: bool = True) -> MonitorResult:
         """A service's status now: active endpoint, probe verdicts (probe=false skips probing),
         routing warnings, recent events and metrics (RTO history)."""
-        return await thread(tools.monitor, service, events, probe)
+        try:
+            return await thread(tools.monitor, service, events, probe)
+        except FailoverError as exc:  # e.g. unknown service: say why (the SDK hides an exception's text)
+            return CallToolResult(content=[TextContent(type="text", text=f"cannot monitor {service}: {exc}")],
+                                  structured_content={"service": service, "error": str(exc)}, is_error=True)
 
     @server.resource("failover://strategy", name="strategy", mime_type="application/yaml",
                      description="every stored strategy (secret-looking values masked)")
@@ -366,7 +373,11 @@ def build_server(tools: FailoverMcp) -> MCPServer:
     @server.resource("failover://strategy/{service}", name="service-strategy", mime_type="application/yaml",
                      description="one service's stored strategy")
     def strategy_one(service: str) -> str:
-        return tools.store.yaml_text(service)
+        try:
+            return tools.store.yaml_text(service)
+        except KeyError:
+            raise ResourceError(f"no service named {service!r} is defined "
+                                f"(defined: {', '.join(tools.store.services()) or 'none'})") from None
 
     @server.resource("failover://events", name="events", mime_type="application/x-ndjson",
                      description="the last 200 events of the event log (append-only, redacted)")
