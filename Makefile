@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/route53_batch.py
 	$(BIN)/python bench/probe_throughput.py
 	$(BIN)/python bench/detection_latency.py
+	$(BIN)/python bench/mcp_overhead.py
 
 clean:
 	rm -rf $(VENV) .drill .failover-state .pytest_cache collections/ansible_collections .ansible

@@ -55,10 +55,20 @@ def shop_records(lab: Lab) -> dict[str, tuple[str | None, list[str]]]:
 
 
 def lab_strategy(lab: Lab) -> dict[str, Any]:
-    """The lab's strategy document as a client sends it (the server refuses ``state_dir``)."""
+    """The lab's strategy document as a client sends it: no ``state_dir`` and no connections (the
+    server refuses both from clients; its operator gives the connections with --connections)."""
     doc = yaml.safe_load(Path(lab.strategy_path).read_text(encoding="utf-8"))
     doc.pop("state_dir", None)
+    doc.pop("connections", None)
     return doc
+
+
+def connections_file(lab: Lab, home: Path) -> Path:
+    """The operator's connections file for a server: the lab's connections."""
+    doc = yaml.safe_load(Path(lab.strategy_path).read_text(encoding="utf-8"))
+    path = home.parent / f"{home.name}-connections.yaml"
+    path.write_text(yaml.safe_dump(doc["connections"]), encoding="utf-8")
+    return path
 
 
 def server_env(lab: Lab, **extra: str) -> dict[str, str]:
@@ -87,7 +97,8 @@ async def connect(lab: Lab, home: Path, *args: str, env: dict[str, str] | None =
     """A client session with a fresh `failover-mcp --home home` over stdio (stderr to a file)."""
     errlog = errlog or home.parent / f"{home.name}-stderr.log"
     params = StdioServerParameters(command=sys.executable,
-                                   args=["-m", "failover_engine.mcp.server", "--home", str(home), *args],
+                                   args=["-m", "failover_engine.mcp.server", "--home", str(home),
+                                         "--connections", str(connections_file(lab, home)), *args],
                                    env=env if env is not None else server_env(lab))
     with errlog.open("a", encoding="utf-8") as err:
         try:
@@ -314,10 +325,11 @@ async def test_token_goes_stale_when_the_state_changes(lab: Lab, tmp_path: Path)
         res = await call(s, "failover.trigger", condition=SHOP_COND, confirm=plan["token"])
         assert res.is_error
         data = res.structured_content
-        assert data["stage"] == "failed"
+        assert data["stage"] == "refused"  # the playbook ran and refused: nothing changed
         svc = data["outcome"]["services"][0]
         assert svc["status"] == "refused"
         assert any("stale plan" in e for e in svc["errors"]), svc["errors"]
+        assert any("stale plan" in r for r in data["refusals"]), data["refusals"]
         assert "stale plan" in data["summary"]
     assert shop_records(lab) == FAILED_OVER  # what the CLI made, untouched
     assert len(events(home, "succeeded", "shop")) == 1  # the CLI's
@@ -464,7 +476,8 @@ async def test_streamable_http(lab: Lab, tmp_path: Path) -> None:
     home = tmp_path / "home"
     with (tmp_path / "http-stderr.log").open("w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "failover_engine.mcp.server", "--transport", "http",
-                                 "--port", str(port), "--home", str(home)],
+                                 "--port", str(port), "--home", str(home),
+                                 "--connections", str(connections_file(lab, home))],
                                 env=server_env(lab), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     try:
         deadline = time.monotonic() + 30
@@ -591,3 +604,13 @@ async def test_detected_condition_needs_a_failure(lab: Lab, tmp_path: Path) -> N
         assert res.is_error and "unknown service 'nope'" in res.structured_content["error"]
     assert shop_records(lab) == STEADY
     assert runs(home) == []
+
+
+def test_the_documented_example_session_runs() -> None:
+    """docs/examples/mcp_session.py (pasted in docs/mcp.md) runs as documented and ends applied."""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, str(root / "docs" / "examples" / "mcp_session.py")], cwd=root,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "stage applied" in proc.stdout and "already used" in proc.stdout
+    assert "failed_over True" in proc.stdout

@@ -115,8 +115,13 @@ def test_bad_conditions_are_rejected(data, error):
 
 
 # --------------------------------------------------------------------------- store
+def open_store(tmp_path, **kw):
+    """A store whose clients may send connections (as in a lab)."""
+    return StrategyStore(tmp_path, allow_client_connections=True, **kw)
+
+
 def test_define_stores_and_merges_by_name(tmp_path):
-    store = StrategyStore(tmp_path)
+    store = open_store(tmp_path)
     store.define(strategy_doc("shop"))
     store.define(strategy_doc("api"))
     assert store.services() == ["api", "shop"]
@@ -128,7 +133,7 @@ def test_define_stores_and_merges_by_name(tmp_path):
 
 
 def test_define_rejects_every_problem_and_stores_nothing(tmp_path):
-    store = StrategyStore(tmp_path)
+    store = open_store(tmp_path)
     store.define(strategy_doc("shop"))
     before = store.path.read_bytes()
     bad = strategy_doc("api")
@@ -150,7 +155,7 @@ def test_define_rejects_every_problem_and_stores_nothing(tmp_path):
     (["a", "list"], "", "a strategy is a mapping"),
 ])
 def test_define_rejects_bad_documents(tmp_path, doc, path, message):
-    store = StrategyStore(tmp_path)
+    store = open_store(tmp_path)
     with pytest.raises(StoreRejected) as exc:
         store.define(doc)
     assert any(p.path.startswith(path) and message in p.message for p in exc.value.problems), exc.value.problems
@@ -161,16 +166,16 @@ def test_code_probes_are_refused_unless_allowed(tmp_path):
     doc = strategy_doc()
     doc["services"]["shop"]["endpoints"][1]["probe"] = {"type": "command", "argv": ["/bin/true"]}
     with pytest.raises(StoreRejected) as exc:
-        StrategyStore(tmp_path / "a").define(doc)
+        open_store(tmp_path / "a").define(doc)
     assert [p.path for p in exc.value.problems] == ["services.shop.endpoints[1].probe"]
     assert "runs code on the server host" in exc.value.problems[0].message
-    StrategyStore(tmp_path / "b", allow_code_probes=True).define(doc)
+    open_store(tmp_path / "b", allow_code_probes=True).define(doc)
 
 
 def test_yaml_text_masks_secret_looking_values(tmp_path):
     doc = strategy_doc()
     doc["connections"]["aws"]["endpoint_url"] = "http://user:hunter2@127.0.0.1:1"
-    store = StrategyStore(tmp_path)
+    store = open_store(tmp_path)
     store.define(doc)
     assert "hunter2" in store.path.read_text()  # the store needs it
     assert "hunter2" not in store.yaml_text() and "***@127.0.0.1" in store.yaml_text()
@@ -183,7 +188,7 @@ STANDBY = {"name": "usw2b", "region": "us-west-2", "probe": {"type": "http", "ur
 
 
 def test_configure_adds_and_replaces_standbys(tmp_path):
-    store = StrategyStore(tmp_path)
+    store = open_store(tmp_path)
     store.define(strategy_doc())
     s = store.configure("shop", [STANDBY], replace=False, active=["use1"])
     assert [e.name for e in s.services["shop"].standbys] == ["usw2", "usw2b"]
@@ -198,7 +203,7 @@ def test_configure_adds_and_replaces_standbys(tmp_path):
     ([{**STANDBY, "routing": []}], ["use1"], "one binding per routing entry"),
 ])
 def test_configure_refusals_store_nothing(tmp_path, standbys, active, message):
-    store = StrategyStore(tmp_path)
+    store = open_store(tmp_path)
     store.define(strategy_doc())
     before = store.path.read_bytes()
     with pytest.raises(StoreRejected) as exc:
@@ -208,7 +213,7 @@ def test_configure_refusals_store_nothing(tmp_path, standbys, active, message):
 
 
 def test_configure_unknown_service(tmp_path):
-    store = StrategyStore(tmp_path)
+    store = open_store(tmp_path)
     store.define(strategy_doc())
     with pytest.raises(StoreRejected, match="no service named 'nope'"):
         store.configure("nope", [STANDBY], replace=False, active=None)
@@ -275,6 +280,56 @@ def test_blast_radius_lists_services_records_providers_and_endpoints():
 
 
 def test_stored_strategy_file_is_private(tmp_path):
-    store = StrategyStore(tmp_path)
+    store = open_store(tmp_path)
     store.define(yaml.safe_dump(strategy_doc()))
     assert (store.path.stat().st_mode & 0o777) == 0o600
+
+
+# --------------------------------------------------------------------------- connections are the operator's
+def test_client_connections_are_refused_and_the_operators_are_used(tmp_path):
+    operator = {"aws": {"type": "route53", "endpoint_url": "http://127.0.0.1:9"}}
+    store = StrategyStore(tmp_path, connections=operator)
+    evil = strategy_doc()
+    evil["connections"]["aws"]["endpoint_url"] = "https://attacker.example"
+    evil["connections"]["tm"] = {"type": "trafficmanager", "subscription_id": "s", "credentials": "token_env",
+                                 "token_env_var": "AWS_SECRET_ACCESS_KEY"}
+    with pytest.raises(StoreRejected) as exc:
+        store.define(evil)
+    assert [p.path for p in exc.value.problems] == ["connections.aws", "connections.tm"]
+    assert "set by the server operator" in exc.value.problems[0].message and "known: aws" in exc.value.problems[0].message
+    assert not store.path.exists()
+    doc = strategy_doc()
+    del doc["connections"]
+    store.define(doc)  # services reference the operator's connection by name
+    assert store.document()["connections"] == operator
+
+
+def test_code_checks_in_validation_are_refused(tmp_path):
+    doc = strategy_doc()
+    doc["services"]["shop"]["validation"] = {"checks": [{"type": "python", "entry_point": "os:getcwd"}]}
+    with pytest.raises(StoreRejected) as exc:
+        open_store(tmp_path).define(doc)
+    assert [p.path for p in exc.value.problems] == ["services.shop.validation.checks[0]"]
+
+
+def test_from_terraform_is_refused_from_clients(tmp_path):
+    doc = strategy_doc()
+    doc["services"]["shop"]["from_terraform"] = {"dir": "/etc"}
+    with pytest.raises(StoreRejected) as exc:
+        open_store(tmp_path).define(doc)
+    assert any(p.path == "services.shop.from_terraform" and "paths are not accepted" in p.message
+               for p in exc.value.problems)
+
+
+def test_a_busy_trigger_lock_does_not_use_up_the_token(tmp_path):
+    from failover_engine.mcp.server import FailoverMcp
+
+    tools = FailoverMcp(tmp_path, root=ROOT, allow_client_connections=True)
+    tools.store.define(strategy_doc())
+    cond = Condition(service="shop", reason="drill")
+    token, _ = tools.tokens.issue(cond.model_dump(mode="json"), {"shop": "f" * 32})
+    with tools.trigger_lock.hold("shop", "another trigger"):
+        busy = tools.apply(cond, token)
+    assert busy.stage == "refused" and "another trigger is running" in busy.refusals[0]
+    tools.tokens.peek(token, cond.model_dump(mode="json"))  # still valid, not consumed
+    tools.tokens.redeem(token, cond.model_dump(mode="json"))

@@ -17,6 +17,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -97,8 +98,11 @@ class FailoverMcp:
     """The tools' behaviour, independent of the transport (tests call it directly too)."""
 
     def __init__(self, home: str | Path, *, token_ttl: float = 300.0, allow_code_probes: bool = False,
-                 root: Path | None = None, playbook_timeout: int = 900):
-        self.store = StrategyStore(home, allow_code_probes=allow_code_probes)
+                 root: Path | None = None, playbook_timeout: int = 900, connections: dict[str, Any] | None = None,
+                 allow_client_connections: bool = False, keep_runs: int = 100):
+        self.store = StrategyStore(home, allow_code_probes=allow_code_probes, connections=connections,
+                                   allow_client_connections=allow_client_connections)
+        self.keep_runs = keep_runs
         self.tokens = TokenBook(token_ttl)
         self.runner = PlaybookRunner(self.store.home, root=root, timeout=playbook_timeout)
         self.events = EventLog(self.store.state_dir / "events.jsonl")
@@ -200,13 +204,17 @@ class FailoverMcp:
         progress = progress or (lambda msg: None)
         result = TriggerResult(stage="refused", condition=cond, summary="")
         try:
-            grant = self.tokens.redeem(token, cond.model_dump(mode="json"))
+            services = sorted(self.tokens.peek(token, cond.model_dump(mode="json")).plans)
         except TokenRefused as exc:
             result.refusals, result.summary = [str(exc)], f"refused: {exc}"
             return result
-        services = sorted(grant.plans)
         try:
             with _hold_all(self.trigger_lock, services, f"mcp trigger: {cond.reason[:60]}"):
+                try:  # consumed only once the lock is held: a refusal for a busy lock keeps it usable
+                    grant = self.tokens.redeem(token, cond.model_dump(mode="json"))
+                except TokenRefused as exc:
+                    result.refusals, result.summary = [str(exc)], f"refused: {exc}"
+                    return result
                 for name in services:  # one per service: a region trigger shows in each service's events
                     self.events.append("mcp_triggered", name, region=cond.region, action=cond.action,
                                        kind=cond.kind, reason=cond.reason, force=cond.force, services=services,
@@ -225,9 +233,13 @@ class FailoverMcp:
             result.refusals = [f"another trigger is running: {exc}"]
             result.summary = f"refused: {result.refusals[0]}"
             return result
+        self._prune_runs()
         result.outcome = self._outcome(run, cond, services)
         ok = result.outcome.status == "succeeded"
-        result.stage = "applied" if ok else "failed"
+        refused = bool(result.outcome.services) and all(s.status == "refused" for s in result.outcome.services)
+        result.stage = "applied" if ok else "refused" if refused else "failed"
+        if refused:
+            result.refusals = [e for s in result.outcome.services for e in s.errors]
         for name in services:
             self.events.append("mcp_run_finished", name, region=cond.region, status=result.outcome.status,
                                playbook=run.playbook, rc=run.rc, run=run.run_id, duration_s=run.duration_s)
@@ -237,6 +249,12 @@ class FailoverMcp:
             parts.append(f"{s.service}: {s.status}{rto}" + (f" ({'; '.join(s.errors)})" if s.errors else ""))
         result.summary = f"{run.playbook} {result.outcome.status} in {run.duration_s:.1f}s: " + "; ".join(parts)
         return result
+
+    def _prune_runs(self) -> None:
+        """Keep the newest ``keep_runs`` run directories (their artefacts are the audit trail)."""
+        runs = sorted(p for p in (self.store.home / "runs").glob("*") if p.is_dir())
+        for old in runs[:max(0, len(runs) - self.keep_runs)]:
+            shutil.rmtree(old, ignore_errors=True)
 
     def _outcome(self, run, cond: Condition, services: list[str]) -> RunOutcome:
         res = run.result or {}
@@ -406,6 +424,29 @@ def _version() -> str:
         return "0"
 
 
+def load_connections(path: Path) -> dict[str, Any]:
+    """The operator's connections file, validated as a strategy file's connections are."""
+    import yaml
+    from pydantic import TypeAdapter, ValidationError
+
+    from ..errors import Problem, StrategyError
+    from ..model import Connection, Name, format_loc
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise StrategyError([Problem("", f"cannot read connections: {exc}", str(path))], str(path)) from None
+    if isinstance(data, dict) and isinstance(data.get("connections"), dict):
+        data = data["connections"]
+    try:
+        parsed = TypeAdapter(dict[Name, Connection]).validate_python(data)
+    except ValidationError as exc:
+        raise StrategyError([Problem(format_loc(tuple(e["loc"])), e["msg"], str(path)) for e in exc.errors()],
+                            str(path)) from None
+    return {name: conn.model_dump(mode="json", exclude_defaults=True) | {"type": conn.type}
+            for name, conn in parsed.items()}
+
+
 def default_home() -> Path:
     env = os.environ.get("FAILOVER_MCP_HOME")
     if env:
@@ -431,6 +472,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--playbook-timeout", type=int, default=900, help="seconds a playbook run may take (default 900)")
     ap.add_argument("--allow-code-probes", action="store_true",
                     help="accept command and python probes from clients (they run code on this host)")
+    ap.add_argument("--connections", type=Path, default=None,
+                    help="YAML file of the connections clients may use (name: {type, endpoint_url, ...}, "
+                         "or a strategy file's `connections:`); clients reference them by name")
+    ap.add_argument("--allow-client-connections", action="store_true",
+                    help="accept connections from clients (they decide where credentials are sent: labs only)")
+    ap.add_argument("--keep-runs", type=int, default=100, help="run directories kept under HOME/runs (default 100)")
     ap.add_argument("--collection-root", type=Path, default=None,
                     help="checkout holding playbooks/ and ansible.cfg (default: found from the package or cwd)")
     args = ap.parse_args(argv)
@@ -439,9 +486,12 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     home = (args.home or default_home()).expanduser()
     try:
+        connections = load_connections(args.connections) if args.connections else None
         tools = FailoverMcp(home, token_ttl=args.token_ttl, allow_code_probes=args.allow_code_probes,
-                            root=args.collection_root, playbook_timeout=args.playbook_timeout)
-    except PlaybookError as exc:
+                            root=args.collection_root, playbook_timeout=args.playbook_timeout,
+                            connections=connections, allow_client_connections=args.allow_client_connections,
+                            keep_runs=args.keep_runs)
+    except (PlaybookError, FailoverError) as exc:
         print(f"failover-mcp: {exc}", file=sys.stderr)
         return 2
     server = build_server(tools)

@@ -51,6 +51,8 @@ def _unsafe_probes(strategy: Strategy) -> list[Problem]:
             check(ep.gate, f"services.{sname}.endpoints[{i}].gate")
         for i, rule in enumerate(svc.rules):
             check(getattr(rule, "probe", None), f"services.{sname}.rules[{i}].probe")
+        for i, spec in enumerate(svc.validation.checks):
+            check(spec, f"services.{sname}.validation.checks[{i}]")
     for i, spec in enumerate(strategy.monitoring.control_targets):
         check(spec, f"monitoring.control_targets[{i}]")
     return out
@@ -59,11 +61,16 @@ def _unsafe_probes(strategy: Strategy) -> list[Problem]:
 class StrategyStore:
     """``home/strategy.yaml`` (state in ``home/state``), guarded by a lock for writers."""
 
-    def __init__(self, home: str | Path, *, allow_code_probes: bool = False):
+    def __init__(self, home: str | Path, *, allow_code_probes: bool = False,
+                 connections: dict[str, Any] | None = None, allow_client_connections: bool = False):
         self.home = Path(home).resolve()
         self.path = self.home / "strategy.yaml"
         self.state_dir = self.home / "state"
         self.allow_code_probes = allow_code_probes
+        # connections say where credentials go (endpoint_url, token_env_var, profile...): the
+        # operator's, from --connections; a client's only with --allow-client-connections (labs)
+        self.connections = copy.deepcopy(connections or {})
+        self.allow_client_connections = allow_client_connections
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ reading
@@ -105,6 +112,17 @@ class StrategyStore:
         for key in ("connections", "monitoring"):
             if key in data and not isinstance(data[key], dict):
                 problems.append(_problem(key, "must be a mapping"))
+        if isinstance(data.get("connections"), dict) and not self.allow_client_connections:
+            known = ", ".join(sorted(self.connections)) or "none configured"
+            for name in data["connections"]:
+                problems.append(_problem(f"connections.{name}", "connections (where credentials are sent) are set by "
+                                         "the server operator (failover-mcp --connections FILE), not by clients: "
+                                         f"reference one by name (known: {known})"))
+        for sname, svc in (data.get("services") or {}).items() if isinstance(data.get("services"), dict) else ():
+            if isinstance(svc, dict) and "from_terraform" in svc:
+                problems.append(_problem(f"services.{sname}.from_terraform", "paths are not accepted from MCP "
+                                         "clients: import the Terraform outputs with `failover import-terraform` "
+                                         "and define the result"))
         if problems:
             raise StoreRejected(problems)
         with self._lock:
@@ -181,6 +199,7 @@ class StrategyStore:
 
     def _validate_and_write(self, doc: dict[str, Any]) -> Strategy:
         doc["state_dir"] = "state"
+        doc.setdefault("connections", {}).update(copy.deepcopy(self.connections))  # the operator's win
         text = yaml.safe_dump(doc, sort_keys=False)
         try:
             strategy, _ = parse_strategy(text, file=INPUT)
