@@ -5,14 +5,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CLOUD  ?= aws
-CLOUDS := aws gcp azure multi
+CLOUDS := aws gcp azure multi terraform
 
 .PHONY: all drill drill-all zone-drill aa-drill zone-drill test unit integration bench lint collections clean help
 
 help:
 	@echo "make drill   - run a complete failover drill locally (moto + local regions), print RTO"
 	@echo "make drill CLOUD=gcp   - the drill on Cloud DNS; CLOUD=azure: Traffic Manager; CLOUD=multi:"
-	@echo "               one service steered by Route 53 + Cloud DNS + Traffic Manager (local emulators)"
+	@echo "               one service steered by Route 53 + Cloud DNS + Traffic Manager (local emulators);"
+	@echo "               CLOUD=terraform: the service built from Terraform outputs, its pilot-light standby"
+	@echo "               promoted by terraform apply before traffic moves (real Terraform, no account)"
 	@echo "make drill-all - the drill on each of $(CLOUDS), one after the other"
 	@echo "make zone-drill - take one availability zone of an active-active service out and back"
 	@echo "               (ARC zonal shift emulator + three local zones), print both RTOs"

@@ -62,6 +62,7 @@ class Outcome:
     api_calls: int = 0
     reason: str = ""
     steps: list[dict[str, Any]] = field(default_factory=list)  # per plan step: applied/failed/not_run/noop
+    promotion: dict[str, Any] | None = None  # the pilot-light terraform apply of this run, if any
 
     @property
     def changed(self) -> bool:
@@ -80,6 +81,7 @@ class Outcome:
             "validation": self.validation.to_dict() if self.validation else None,
             "steps": self.steps, "rollback": self.rollback, "errors": self.errors, "api_calls": self.api_calls,
             "report_path": self.report_path, "reason": self.reason or (self.plan.reason if self.plan else ""),
+            "promotion": self.promotion,
         }
 
 
@@ -245,8 +247,53 @@ class FailoverEngine:
             refusals.extend(self._rule_refusals(svc, decision.target, obs.active))
         kind = decision.action if decision.action != "none" else (
             "rebalance" if svc.strategy == "active_active" else {"auto": "failover"}.get(action, action))
+        promotion = None
+        if any(s.effective for s in steps) and decision.target is not None:
+            promotion = self._promotion(svc, obs.active, decision.target)
         return Plan(name, kind, obs.active, decision.target or obs.active or {}, decision.reason,  # type: ignore[arg-type]
-                    tuple(steps), tuple(warnings), tuple(refusals))
+                    tuple(steps), tuple(warnings), tuple(refusals), promotion)
+
+    def _promotion(self, svc: Service, current: Assignment | None, target: Assignment) -> dict[str, Any] | None:
+        """The pilot-light step of a plan: promote before traffic reaches a standby that needs it,
+        or scale back (``failback_vars``) once traffic is back on endpoints that do not."""
+        p = svc.promotion
+        if p is None:
+            return None
+        needs = set(p.endpoints or [ep.name for ep in svc.standbys])
+        now_in = {n for n, w in (current or {}).items() if w > 0}
+        new_in = {n for n, w in target.items() if w > 0}
+        directory = Path(p.dir) if Path(p.dir).is_absolute() else Path(self.loaded.path).resolve().parent / p.dir
+        base = {"dir": str(directory), "runner": p.runner}
+        if (new_in - now_in) & needs:
+            return {"when": "before_traffic", **base, "vars": dict(p.vars), "on_failure": p.on_failure}
+        if p.failback_vars and now_in & needs and not new_in & needs:
+            return {"when": "after_failback", **base, "vars": dict(p.failback_vars)}
+        return None
+
+    def _terraform_apply(self, plan: Plan, out: Outcome, ev: Callable[..., Any]) -> bool:
+        """Run the plan's promotion (or scale back); record it in the outcome and the log."""
+        from .events import redact
+        from .terraform import runner
+
+        promo = plan.promotion or {}
+        what = "promotion" if promo.get("when") == "before_traffic" else "scale_back"
+        rec: dict[str, Any] = {"phase": what, "dir": promo.get("dir"), "vars": redact(promo.get("vars")),
+                               "status": "running"}
+        out.promotion = rec
+        self.progress(f"{plan.service}: {what.replace('_', ' ')}: terraform apply in {promo.get('dir')}")
+        ev(f"{what}_started", dir=promo.get("dir"), vars=promo.get("vars"))
+        t0 = time.time()
+        try:
+            tf = runner(promo.get("runner", "auto"))
+            rec["runner"] = tf.kind
+            tf.apply(promo["dir"], promo.get("vars"))
+        except FailoverError as exc:
+            rec.update(status="failed", error=str(exc), duration_s=round(time.time() - t0, 6))
+            ev(f"{what}_failed", error=str(exc))
+            return False
+        rec.update(status="applied", duration_s=round(time.time() - t0, 6))
+        ev(f"{what}_applied", duration_s=rec["duration_s"], runner=rec.get("runner"))
+        return True
 
     def _steps(self, svc: Service, target: Assignment, obs: Observation) -> list[PlanStep]:
         steps = []
@@ -382,6 +429,15 @@ class FailoverEngine:
             return
         if plan.refusals:
             ev("forced", overridden=list(plan.refusals))
+        if plan.promotion and plan.promotion.get("when") == "before_traffic":
+            if not self._terraform_apply(plan, out, ev):
+                if plan.promotion.get("on_failure") != "continue":
+                    out.status = "failed"
+                    out.errors.append(f"pilot-light promotion failed, traffic not moved: {out.promotion['error']}")
+                    return
+                out.errors.append(f"pilot-light promotion failed, traffic moved anyway (on_failure: continue): "
+                                  f"{out.promotion['error']}")
+            out.timeline.promoted_at = time.time()
         applied = self._apply_steps(svc, plan, out, ev)
         if applied is None:
             return
@@ -394,6 +450,8 @@ class FailoverEngine:
             self._record_success(name, plan)
             ev("succeeded", rto_s=out.timeline.rto, phases_s=out.timeline.phases(), active=plan.target)
             self.progress(f"{name}: {plan.action} succeeded; RTO {out.timeline.rto:.3f}s")
+            if plan.promotion and plan.promotion.get("when") == "after_failback":
+                self._terraform_apply(plan, out, ev)  # after the RTO: traffic is already back
             return
         ev("validation_failed", reasons=out.validation.reasons)
         out.errors.extend(out.validation.reasons)

@@ -96,6 +96,8 @@ class Plan:
     warnings: tuple[str, ...] = field(default_factory=tuple)
     refusals: tuple[str, ...] = field(default_factory=tuple)
     """Safety rules this plan breaks; applying it is refused unless forced."""
+    promotion: Mapping[str, Any] | None = None
+    """Pilot-light Terraform apply of this run: {when: before_traffic|after_failback, dir, vars}."""
 
     @property
     def is_noop(self) -> bool:
@@ -116,6 +118,7 @@ class Plan:
             "warnings": list(self.warnings),
             "refusals": list(self.refusals),
             "steps": [s.to_dict() for s in self.steps],
+            "promotion": _plain(dict(self.promotion)) if self.promotion else None,
             "fingerprint": self.fingerprint(),
         }
 
@@ -127,6 +130,8 @@ class Plan:
         (reasons, warnings and refusals are not part of it: they carry timings)."""
         body = {"service": self.service, "action": self.action, "current": self.current, "target": self.target,
                 "changes": [c.to_dict() for c in self.changes]}
+        if self.promotion:
+            body["promotion"] = dict(self.promotion)
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
     def diff(self) -> dict[str, Any]:
@@ -147,6 +152,9 @@ class Plan:
         if self.is_noop:
             lines.append("  no changes: the requested state already holds")
             return "\n".join(lines)
+        if self.promotion and self.promotion.get("when") == "before_traffic":
+            lines.append(f"  step 0: pilot-light promotion: terraform apply in {self.promotion['dir']} "
+                         f"with {_fmt_vars(self.promotion['vars'])}, before traffic moves")
         for step in self.steps:
             if not step.effective:
                 continue
@@ -159,9 +167,16 @@ class Plan:
                     a = (c.after or {}).get(k)
                     if b != a:
                         lines.append(f"        {k}: {json.dumps(_plain(b))} -> {json.dumps(_plain(a))}")
+        if self.promotion and self.promotion.get("when") == "after_failback":
+            lines.append(f"  then: scale back: terraform apply in {self.promotion['dir']} "
+                         f"with {_fmt_vars(self.promotion['vars'])}, once the failback is validated")
         n = len(self.changes)
         lines.append(f"  {n} change(s) in {sum(1 for s in self.steps if s.effective)} step(s)")
         return "\n".join(lines)
+
+
+def _fmt_vars(variables: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in variables.items())
 
 
 def _fmt_assign(a: Assignment | None) -> str:

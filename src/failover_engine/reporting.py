@@ -109,6 +109,13 @@ def render_drill(report: dict[str, Any]) -> str:
         for name in [n for n, _, _ in PHASES if n in phases]:
             d = phases[name]
             lines.append(f"  {name:<11} {'-' if d is None else f'{d * 1000:.0f} ms':>10}")
+        promo = r.get("promotion")
+        if promo:
+            took = f" in {promo['duration_s'] * 1000:.0f} ms" if promo.get("duration_s") is not None else ""
+            variables = ", ".join(f"{k}={v}" for k, v in (promo.get("vars") or {}).items())
+            lines.append(f"  {promo.get('phase', 'promotion').replace('_', ' ')}: terraform apply ({variables}) "
+                         f"{promo.get('status')}{took} [{promo.get('runner', '?')}]"
+                         + (f": {promo['error']}" if promo.get("error") else ""))
         steps = _steps(r)
         if steps:
             lines.append("  steps:")

@@ -17,6 +17,7 @@ in :mod:`failover_engine.tfoutputs`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -136,13 +137,17 @@ class BinaryRunner(TerraformRunner):
             warnings.simplefilter("ignore")  # python-terraform imports distutils-era code
             from python_terraform import Terraform
 
+        # python-terraform logs Terraform's stderr itself; ours carries it (trimmed) in the error
+        logging.getLogger("python_terraform").setLevel(logging.ERROR)
         tf = Terraform(working_dir=str(directory), terraform_bin_path=self.binary)
         env_backup = {k: os.environ.get(k) for k in _ENV}
         # python-terraform runs the binary with this process's environment
         try:
             for k, v in _ENV.items():
                 os.environ.setdefault(k, v)
-            rc, out, err = tf.cmd(*args)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                rc, out, err = tf.cmd(*args)
         finally:
             for k, v in env_backup.items():
                 if v is None:

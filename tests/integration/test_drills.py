@@ -230,3 +230,31 @@ def test_lab_without_the_checkout_emulators_says_where_they_live(tmp_path: Path,
 def test_unknown_cloud_is_refused_with_the_known_ones(tmp_path: Path) -> None:
     with pytest.raises(LabError, match="aws, gcp, azure, multi"):
         Lab(tmp_path, cloud="oci")
+
+
+@pytest.mark.timeout(180)
+def test_terraform_drill_builds_the_service_from_outputs_and_promotes_the_standby(tmp_path: Path) -> None:
+    """`failover drill --cloud terraform`: endpoints and routing from a Terraform directory's
+    outputs, the standby promoted by terraform apply before traffic moves (its own RTO phase) and
+    scaled back after the failback; real Terraform (the binary on PATH, else the embedded one)."""
+    from failover_engine.terraform import runner
+
+    run_dir = tmp_path / "drill"
+    proc, took = run_drill("terraform", run_dir)
+    assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    report = json.loads((run_dir / "drill-report.json").read_text())
+    assert report["result"] == "succeeded", report.get("error")
+    over, back = report["failover"], report["failback"]
+    assert set(over["timeline"]["phases_s"]) == {"detection", "decision", "promotion", "apply", "validation"}
+    assert over["timeline"]["phases_s"]["promotion"] > 0
+    assert over["promotion"] == {**over["promotion"], "phase": "promotion", "status": "applied",
+                                 "vars": {"standby_capacity": 2}}
+    assert "promotion" not in back["timeline"]["phases_s"]
+    assert back["promotion"]["phase"] == "scale_back" and back["promotion"]["status"] == "applied"
+    # the service came from the outputs; the standby is back at its pilot light in the state
+    tf_dir = run_dir / "terraform" / "standby"
+    service = load_strategy(run_dir / "strategy.yaml").service("shop")
+    assert service.from_terraform is not None and service.routing[0].record == "shop.drill.example."
+    assert runner().outputs(tf_dir)["standby_capacity"] == 0
+    assert "promotion" in proc.stdout and "scale back: terraform apply (standby_capacity=0) applied" in proc.stdout
+    assert took < DRILL_BUDGET_S, f"the terraform drill took {took:.1f}s"

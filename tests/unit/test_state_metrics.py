@@ -115,10 +115,21 @@ def test_a_missing_timestamp_blanks_its_phases_and_makes_it_incomplete(missing):
     t = full()
     setattr(t, missing, None)
     phases = t.phases()
-    touching = {name for name, a, b in PHASES if missing in (a, b)}
+    touching = {name for name, a, b in PHASES if missing in (a, b) and name != "promotion"}
     assert {n for n, v in phases.items() if v is None} == touching
     assert not t.complete
     assert (t.rto is None) == (missing in ("first_signal_at", "validated_at"))
+
+
+def test_a_promotion_is_its_own_phase_between_decision_and_apply():
+    t = full()
+    assert "promotion" not in t.phases() and "promoted_at" not in t.to_dict()["timestamps"]
+    t.promoted_at = T0 + 3.0  # decided at +1.75, applied at +4.0
+    assert t.phases() == {"detection": 1.5, "decision": 0.25, "promotion": 1.25, "apply": 1.0, "validation": 1.25}
+    assert t.rto == pytest.approx(sum(t.phases().values())) and t.complete
+    assert list(t.to_dict()["timestamps"]) == ["first_signal_at", "detected_at", "decided_at", "promoted_at",
+                                               "applied_at", "validated_at"]
+    assert "promotion" in render_timeline(t)
 
 
 def test_a_manual_timeline_without_detection_still_has_an_rto():

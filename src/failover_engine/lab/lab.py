@@ -52,7 +52,12 @@ __all__ = ["CLOUDS", "Lab", "LabError", "seed_route53", "steady_state_records", 
 AWS_REGION = "us-east-1"
 TEMPLATES = {"aws": "drill-strategy.yaml", "gcp": "drill-strategy-gcp.yaml",
              "azure": "drill-strategy-azure.yaml", "multi": "drill-strategy-multi.yaml",
-             "zone": "drill-strategy-zone.yaml", "weighted": "drill-strategy-weighted.yaml"}
+             "zone": "drill-strategy-zone.yaml", "weighted": "drill-strategy-weighted.yaml",
+             "terraform": "drill-strategy-terraform.yaml"}
+# a template naming {terraform_dir} gets a Terraform working directory: the embedded stand-in for a
+# pilot-light standby (lab/terraform/standby), copied into the run dir and applied at its pilot light
+TERRAFORM_PLACEHOLDER = "{terraform_dir}"
+TERRAFORM_PILOT_LIGHT = {"standby_capacity": 0}
 CLOUDS = tuple(TEMPLATES)
 DEFAULT_REGIONS = ("use1", "usw2")
 # the local servers a template's endpoints are probed on, when not the primary and standby regions
@@ -309,6 +314,7 @@ class Lab:
         self.aws_config_file = self.run_dir / "aws" / "config"
         self.aws_credentials_file = self.run_dir / "aws" / "credentials"
         self.loaded: LoadedStrategy | None = None
+        self.terraform_dir: Path | None = None  # the Terraform working dir, when the template names one
         self.zones: dict[str, str] = {}           # Route 53: zone name (or id) → zone id
         self.clouddns_zones: dict[str, str] = {}  # Cloud DNS: project/managed zone → DNS name
         self._stack = contextlib.ExitStack()
@@ -331,6 +337,7 @@ class Lab:
         try:
             self._start_servers()
             self._start_emulators(self._template()[0])
+            self._start_terraform(self._template()[0])
             self._write_aws_files()
             self.strategy_path.write_text(self.render_strategy(), encoding="utf-8")
             self.loaded = load_strategy(self.strategy_path)
@@ -355,6 +362,10 @@ class Lab:
         for emulator in (self.clouddns, self.trafficmanager, self.zonalshift):
             if emulator is not None:
                 emulator.reset()
+        if self.terraform_dir is not None:  # the standby back to its pilot light
+            from ..terraform import runner
+
+            runner().apply(self.terraform_dir, TERRAFORM_PILOT_LIGHT)
         if self.loaded is not None:
             self._seed()
 
@@ -409,6 +420,20 @@ class Lab:
             self.zonalshift = start_zonalshift()
             self._stack.callback(self.zonalshift.stop)
 
+    def _start_terraform(self, template: str) -> None:
+        """Copy the embedded Terraform stand-in into the run dir and apply it at its pilot light."""
+        if TERRAFORM_PLACEHOLDER not in template:
+            return
+        from ..terraform import runner
+
+        self.terraform_dir = self.run_dir / "terraform" / "standby"
+        self.terraform_dir.mkdir(parents=True, exist_ok=True)
+        source = resources.files("failover_engine.lab").joinpath("terraform", "standby", "main.tf")
+        (self.terraform_dir / "main.tf").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+        tf = runner()
+        tf.init(self.terraform_dir)
+        tf.apply(self.terraform_dir, TERRAFORM_PILOT_LIGHT)
+
     def _write_aws_files(self) -> None:
         self.aws_config_file.parent.mkdir(parents=True, exist_ok=True)
         self.aws_config_file.write_text("", encoding="utf-8")
@@ -435,6 +460,8 @@ class Lab:
             values["trafficmanager_ca"] = self.trafficmanager.ca_file
         if self.zonalshift is not None:
             values["zonalshift_url"] = self.zonalshift.url
+        if self.terraform_dir is not None:
+            values["terraform_dir"] = str(self.terraform_dir)
         return values
 
     def _template(self) -> tuple[str, str]:
@@ -476,6 +503,11 @@ class Lab:
             out.append(("traffic manager", self.trafficmanager.url))
         if self.zonalshift is not None:
             out.append(("arc zonal shift", self.zonalshift.url))
+        if self.terraform_dir is not None:
+            from ..terraform import runner
+
+            tf = runner()
+            out.append(("terraform", f"{self.terraform_dir} ({tf.kind} terraform {tf.version()})"))
         return out + [(f"region {name}", r.url) for name, r in self.regions.items()]
 
     def env(self) -> dict[str, str]:
