@@ -312,13 +312,17 @@ def test_code_checks_in_validation_are_refused(tmp_path):
     assert [p.path for p in exc.value.problems] == ["services.shop.validation.checks[0]"]
 
 
-def test_from_terraform_is_refused_from_clients(tmp_path):
+def test_from_terraform_and_promotion_are_refused_from_clients(tmp_path):
     doc = strategy_doc()
     doc["services"]["shop"]["from_terraform"] = {"dir": "/etc"}
+    doc["services"]["shop"]["promotion"] = {"dir": "/tmp/evil", "vars": {"x": 1}}
     with pytest.raises(StoreRejected) as exc:
         open_store(tmp_path).define(doc)
     assert any(p.path == "services.shop.from_terraform" and "paths are not accepted" in p.message
                for p in exc.value.problems)
+    assert any(p.path == "services.shop.promotion" and "runs terraform apply" in p.message
+               for p in exc.value.problems)
+    assert not (tmp_path / "strategy.yaml").exists()
 
 
 def test_a_busy_trigger_lock_does_not_use_up_the_token(tmp_path):

@@ -123,6 +123,10 @@ class StrategyStore:
                 problems.append(_problem(f"services.{sname}.from_terraform", "paths are not accepted from MCP "
                                          "clients: import the Terraform outputs with `failover import-terraform` "
                                          "and define the result"))
+            if isinstance(svc, dict) and "promotion" in svc:
+                problems.append(_problem(f"services.{sname}.promotion", "a promotion runs terraform apply in a "
+                                         "directory of this host: not accepted from MCP clients (put it in a "
+                                         "strategy file the operator runs with the CLI or the playbooks)"))
         if problems:
             raise StoreRejected(problems)
         with self._lock:
