@@ -70,6 +70,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/probe_throughput.py
 	$(BIN)/python bench/detection_latency.py
 	$(BIN)/python bench/mcp_overhead.py
+	$(BIN)/python bench/terraform_runner.py
 
 clean:
 	rm -rf $(VENV) .drill .failover-state .pytest_cache collections/ansible_collections .ansible
