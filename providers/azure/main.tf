@@ -14,10 +14,11 @@ locals {
   standbys  = [for e in var.endpoints : e.name if e.role == "standby"]
   members   = [for e in var.endpoints : e.name if e.role == "active"]
 
-  # Priority routing: the primary first (1), then the standbys (2, 3, ...) by name, the order in
-  # which the engine ranks them (it follows the binding's endpoints, which Terraform outputs
-  # sorted by name), so that the engine reads the initial state as "primary active" unchanged.
-  priorities = { for i, name in concat(local.primaries, sort(local.standbys), sort(local.members)) : name => i + 1 }
+  # Priority routing: the primary first (1), then the standbys (2, 3, ...) in declared order, the
+  # order in which the engine ranks them (it puts the bindings Terraform outputs, sorted by name,
+  # back in the endpoints' declared order), so the engine reads the initial state as "primary
+  # active" unchanged.
+  priorities = { for i, name in concat(local.primaries, local.standbys, local.members) : name => i + 1 }
   endpoints  = { for e in var.endpoints : e.name => e }
 }
 

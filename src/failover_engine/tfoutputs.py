@@ -225,8 +225,12 @@ def _canonical(svc: dict[str, Any]) -> dict[str, Any]:
         cls = _ROUTING.get(binding.get("adapter", "route53"))
         binding = _order(binding, cls)
         if cls is not None and isinstance(binding.get("endpoints"), dict):
+            # Terraform emits maps sorted by key: put the bindings back in the endpoints' declared
+            # order, which adapters use to rank standbys (Traffic Manager priorities 2, 3, ...)
+            declared = {ep.get("name"): i for i, ep in enumerate(eps) if isinstance(ep, dict)}
+            items = sorted(binding["endpoints"].items(), key=lambda kv: declared.get(kv[0], len(declared)))
             binding["endpoints"] = {n: _order(b, _binding_class(cls)) if isinstance(b, dict) else b
-                                    for n, b in binding["endpoints"].items()}
+                                    for n, b in items}
         routing.append(binding)
     if "endpoints" in svc:
         svc["endpoints"] = eps

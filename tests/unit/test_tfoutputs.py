@@ -441,3 +441,16 @@ def test_json_schema_allows_a_from_terraform_service_without_endpoints():
     assert "from_terraform" in service["properties"]
     assert {"required": ["from_terraform"]} in service["anyOf"]
     assert "endpoints" not in service.get("required", [])
+
+
+def test_bindings_follow_the_declared_endpoint_order_not_terraforms_sorted_keys():
+    out = {"failover_service": {
+        "name": "web",
+        "endpoints": [{"name": "zz-primary", "role": "primary", "region": "r1"},
+                      {"name": "bb-standby", "role": "standby", "region": "r2"},
+                      {"name": "aa-standby", "role": "standby", "region": "r3"}],
+        "routing": [{"adapter": "trafficmanager", "resource_group": "rg", "profile": "p", "mode": "priority",
+                     "endpoints": {"aa-standby": {"endpoint": "a"}, "bb-standby": {"endpoint": "b"},
+                                   "zz-primary": {"endpoint": "z"}}}]}}
+    _, svc, _ = service_from_outputs(out)
+    assert list(svc["routing"][0]["endpoints"]) == ["zz-primary", "bb-standby", "aa-standby"]
