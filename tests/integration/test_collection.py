@@ -247,3 +247,14 @@ def test_ansible_lint_passes_on_the_playbooks(env: dict[str, str]) -> None:
         pytest.skip(f"ansible-lint is not installed in {BIN} (it is not a dependency; pip install ansible-lint)")
     proc = run([str(lint), "--offline", "playbooks/"], env, timeout=120)
     assert proc.returncode == 0, show(proc)
+
+
+def test_ansible_doc_renders_the_lookup(env: dict[str, str]) -> None:
+    fqcn = f"{NAMESPACE}.{NAME}.terraform_outputs"
+    proc = run([str(BIN / "ansible-doc"), "-t", "lookup", "--json", fqcn], env)
+    assert proc.returncode == 0, show(proc)
+    assert "WARNING" not in proc.stderr and "ERROR" not in proc.stderr, show(proc)
+    doc = json.loads(proc.stdout)[fqcn]
+    assert doc["doc"]["short_description"] and doc["examples"] and doc["return"]
+    assert set(doc["doc"]["options"]) == {"_terms", "output", "service", "key", "runner"}
+    assert all(o.get("description") for o in doc["doc"]["options"].values())
