@@ -13,6 +13,10 @@ and each start is moved by up to ±``jitter`` × ``interval`` around its grid po
 does not accumulate). A target whose previous probe is still running (or still waiting for a
 slot) when its next round is due is not probed twice: that round is skipped and counted in
 ``late``, like a round that started more than one interval after its scheduled time.
+
+A timeout that fires long after it was due (a starved event loop: CPU, a blocking callback) is
+not the endpoint's fault: such a result is dropped and counted in ``starved``, so an overloaded
+prober does not call healthy endpoints down.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from typing import Callable
 
 import aiohttp
 
-from .probes import AnyProbe, ProbeResult, probe_session, run_probe
+from .probes import AnyProbe, FailureKind, ProbeResult, probe_session, run_probe
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,9 @@ ResultCallback = Callable[[str, ProbeResult], None]
 
 _BATCH_WINDOW = 0.001
 """Starts due within this many seconds of now are dispatched in the same pass."""
+STARVED_FACTOR, STARVED_SLACK = 1.5, 0.1
+"""A timeout result that took longer than timeout x FACTOR + SLACK seconds fired late: the loop was
+starved, and the result is not counted against the endpoint (``starved`` in the stats)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,7 @@ class ProbeScheduler:
         self.in_flight = 0
         self.late = 0
         self.skipped = 0
+        self.starved = 0  # timeouts that fired long after due (a starved loop): not delivered
         self.callback_errors = 0
         self._targets: dict[str, _Target] = {}
         self._heap: list[_Entry] = []
@@ -127,7 +135,7 @@ class ProbeScheduler:
 
     def stats(self) -> dict[str, int]:
         return {"targets": len(self._targets), "probes_done": self.probes_done, "in_flight": self.in_flight,
-                "queued": self.queued, "late": self.late, "skipped": self.skipped,
+                "queued": self.queued, "late": self.late, "skipped": self.skipped, "starved": self.starved,
                 "callback_errors": self.callback_errors}
 
     def set_targets(self, probes: list[ScheduledProbe]) -> None:
@@ -258,6 +266,8 @@ class ProbeScheduler:
 
     async def _probe(self, target: _Target, generation: int) -> None:
         probe = target.probe
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
             result = await run_probe(probe.spec, timeout=probe.timeout, latency_limit=probe.latency_limit,
                                      session=self._session, endpoint=probe.key, source_address=self.source_address)
@@ -265,6 +275,17 @@ class ProbeScheduler:
             target.busy = False
             self._free_slot()
         self.probes_done += 1
+        took = loop.time() - began
+        if result.kind is FailureKind.timeout and took > probe.timeout * STARVED_FACTOR + STARVED_SLACK:
+            # The timeout fired long after it was due: this prober's event loop was starved (CPU,
+            # a blocking callback), so the endpoint never had its time to answer. The result says
+            # nothing about the endpoint and is not delivered; the next round probes again.
+            self.starved += 1
+            if self.starved in (1, 10, 100) or self.starved % 1000 == 0:
+                log.warning("probe of %s timed out after %.2fs for a %.2fs timeout: the prober is starved of CPU; "
+                            "not counted against the endpoint (%d so far)", probe.key, took, probe.timeout,
+                            self.starved)
+            return
         if generation == target.generation:
             try:
                 self.on_result(probe.key, result)

@@ -332,3 +332,29 @@ def test_ten_thousand_targets_without_a_task_each(tmp_path, monkeypatch):
     assert max(tasks_seen) < 600  # the dispatcher and the probes in flight, not one task per target
     assert len(counts) >= 9_500  # nearly every target started within 2.5 s (first starts spread over 2 s)
     assert scheduler.late == 0 and scheduler.callback_errors == 0
+
+
+def test_a_timeout_that_fires_late_on_a_starved_loop_is_not_counted(silent_tcp_server):
+    """An endpoint that never answers times out normally; the same timeout firing long after it was
+    due (the loop blocked) is dropped as `starved` instead of counted against the endpoint."""
+    host, port = silent_tcp_server  # accepts, never answers: an HTTP probe times out
+    results: list[ProbeResult] = []
+
+    def on_result(key: str, result: ProbeResult) -> None:
+        results.append(result)
+
+    async def starve(scheduler: ProbeScheduler) -> None:
+        await asyncio.sleep(0.45)        # normal rounds: real timeouts (0.1 s) are delivered
+        delivered = len(results)
+        assert delivered >= 1 and all(r.kind is FailureKind.timeout for r in results)
+        while scheduler.in_flight == 0:  # a probe is waiting for its timeout...
+            await asyncio.sleep(0.002)
+        time.sleep(0.6)                  # ...and the loop is blocked: that timeout fires ~0.5 s late
+        await asyncio.sleep(0.02)
+        assert scheduler.starved >= 1
+
+    scheduler = ProbeScheduler(on_result)
+    scheduler.set_targets([ScheduledProbe("silent", HttpProbe(url=f"http://{host}:{port}/"), 0.15, 0.1)])
+    run_scheduler(scheduler, 0, during=starve)
+    assert scheduler.stats()["starved"] == scheduler.starved >= 1
+    assert scheduler.probes_done == len(results) + scheduler.starved
