@@ -123,7 +123,8 @@ def open_store(tmp_path, **kw):
 def test_define_stores_and_merges_by_name(tmp_path):
     store = open_store(tmp_path)
     store.define(strategy_doc("shop"))
-    store.define(strategy_doc("api"))
+    stored, defined = store.define(yaml.safe_dump(strategy_doc("api")))
+    assert defined == ["api"] and sorted(stored.services) == ["api", "shop"]
     assert store.services() == ["api", "shop"]
     assert store.document()["state_dir"] == "state"
     assert store.loaded().state_dir == (tmp_path / "state").resolve()
@@ -272,7 +273,7 @@ def test_fingerprint_ignores_reason_but_not_changes():
 
 def test_blast_radius_lists_services_records_providers_and_endpoints():
     noop = Plan("api", "failover", {"a": 100}, {"a": 100}, "ok", ())
-    br = blast_radius([_plan(), noop], None)
+    br = blast_radius([_plan(), noop])
     assert br.services == ["shop"]
     assert br.records == [str(K1), str(K2)]
     assert br.providers == ["route53 (aws)"]

@@ -14,6 +14,7 @@ Tools run their blocking work (cloud reads, probes, the playbook) in worker thre
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -62,7 +63,7 @@ def _error(model: Any, text: str) -> CallToolResult:
                           structured_content=data, is_error=True)
 
 
-def blast_radius(plans: list[Plan], strategy: Strategy) -> BlastRadius:
+def blast_radius(plans: list[Plan]) -> BlastRadius:
     records, providers, ins, outs, services = [], [], [], [], []
     for p in plans:
         if p.is_noop:
@@ -111,17 +112,13 @@ class FailoverMcp:
     # ------------------------------------------------------------------ define / configure
     def define(self, strategy: dict[str, Any] | str) -> DefineResult | CallToolResult:
         try:
-            parsed = self.store.define(strategy)
+            parsed, defined = self.store.define(strategy)
         except StoreRejected as exc:
             return _error(DefineResult(ok=False, stored=False, services=self.store.services(),
                                        problems=_problems(exc)),
                           f"strategy rejected, nothing stored: {len(exc.problems)} problem(s)")
         names = sorted(parsed.services)
         data = parsed.model_dump(mode="json", exclude={"state_dir"})
-        defined = sorted((strategy if isinstance(strategy, dict) else {}).get("services", {}) or names)
-        if isinstance(strategy, str):
-            import yaml
-            defined = sorted((yaml.safe_load(strategy) or {}).get("services", {}))
         data["services"] = {k: v for k, v in data["services"].items() if k in defined}
         self.events.append("mcp_defined", None, services=defined)
         return DefineResult(ok=True, stored=True, services=names, defined=defined, strategy=redact(data))
@@ -179,7 +176,7 @@ class FailoverMcp:
                                         f"{cond.region} pass their probes now (use kind manual to fail over anyway)")
         safety = [f"{p.service}: {r}" for p in plans if not p.is_noop for r in p.refusals]
         warnings = [f"{p.service}: {w}" for p in plans for w in p.warnings]
-        radius = blast_radius(plans, engine.strategy)
+        radius = blast_radius(plans)
         result = TriggerResult(stage="planned", condition=cond, summary="", plans=[p.to_dict() for p in plans],
                                blast_radius=radius, warnings=warnings)
         if refusals or (safety and not cond.force):
@@ -209,7 +206,9 @@ class FailoverMcp:
             result.refusals, result.summary = [str(exc)], f"refused: {exc}"
             return result
         try:
-            with _hold_all(self.trigger_lock, services, f"mcp trigger: {cond.reason[:60]}"):
+            with contextlib.ExitStack() as held:  # every service's trigger lock, sorted: no deadlock
+                for name in services:
+                    held.enter_context(self.trigger_lock.hold(name, f"mcp trigger: {cond.reason[:60]}"))
                 try:  # consumed only once the lock is held: a refusal for a busy lock keeps it usable
                     grant = self.tokens.redeem(token, cond.model_dump(mode="json"))
                 except TokenRefused as exc:
@@ -289,29 +288,6 @@ class FailoverMcp:
             failed_over=st["failed_over"], out_of_rotation=st["out_of_rotation"], verdicts=st["verdicts"],
             warnings=st["routing"].get("warnings", []), state=st["state"], recent_events=redact(st["recent_events"]),
             metrics=metrics)
-
-
-class _hold_all:
-    """Hold the trigger lock of every service (sorted, so two triggers cannot deadlock)."""
-
-    def __init__(self, lock: FileLock, services: list[str], purpose: str):
-        self.cms = [lock.hold(s, purpose) for s in sorted(services)]
-        self.entered: list[Any] = []
-
-    def __enter__(self):
-        try:
-            for cm in self.cms:
-                cm.__enter__()
-                self.entered.append(cm)
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        while self.entered:
-            self.entered.pop().__exit__(None, None, None)
-        return False
 
 
 def _strategy_schema() -> dict[str, Any]:

@@ -101,8 +101,9 @@ class StrategyStore:
         return yaml.safe_dump(redact(doc), sort_keys=False)
 
     # ------------------------------------------------------------------ writing
-    def define(self, incoming: dict[str, Any] | str) -> Strategy:
-        """Merge ``incoming`` into the stored document; validate; store. Raises StoreRejected."""
+    def define(self, incoming: dict[str, Any] | str) -> tuple[Strategy, list[str]]:
+        """Merge ``incoming`` into the stored document; validate; store. Returns the stored
+        strategy and the names of the services ``incoming`` defined. Raises StoreRejected."""
         data = self._parse_input(incoming)
         problems = []
         if "state_dir" in data:
@@ -118,7 +119,8 @@ class StrategyStore:
                 problems.append(_problem(f"connections.{name}", "connections (where credentials are sent) are set by "
                                          "the server operator (failover-mcp --connections FILE), not by clients: "
                                          f"reference one by name (known: {known})"))
-        for sname, svc in (data.get("services") or {}).items() if isinstance(data.get("services"), dict) else ():
+        services = data["services"] if isinstance(data.get("services"), dict) else {}
+        for sname, svc in services.items():
             if isinstance(svc, dict) and "from_terraform" in svc:
                 problems.append(_problem(f"services.{sname}.from_terraform", "paths are not accepted from MCP "
                                          "clients: import the Terraform outputs with `failover import-terraform` "
@@ -138,7 +140,7 @@ class StrategyStore:
                 merged["monitoring"] = copy.deepcopy(data["monitoring"])
             if "version" in data:
                 merged["version"] = data["version"]
-            return self._validate_and_write(merged)
+            return self._validate_and_write(merged), sorted(services)
 
     def configure(self, service: str, standbys: list[dict[str, Any]], *, replace: bool,
                   active: list[str] | None) -> Strategy:
