@@ -258,3 +258,16 @@ def test_terraform_drill_builds_the_service_from_outputs_and_promotes_the_standb
     assert runner().outputs(tf_dir)["standby_capacity"] == 0
     assert "promotion" in proc.stdout and "scale back: terraform apply (standby_capacity=0) applied" in proc.stdout
     assert took < DRILL_BUDGET_S, f"the terraform drill took {took:.1f}s"
+
+
+def test_terraform_lab_applies_the_pilot_light_and_reset_returns_to_it(tmp_path: Path) -> None:
+    from failover_engine.terraform import runner
+
+    with Lab(tmp_path / "lab", cloud="terraform") as lab:
+        assert lab.terraform_dir is not None and lab.terraform_dir.is_relative_to(tmp_path)
+        assert runner().outputs(lab.terraform_dir)["standby_capacity"] == 0
+        assert lab.loaded.service("shop").routing[0].record == "shop.drill.example."  # from the outputs
+        assert any(name == "terraform" for name, _ in lab.servers())
+        runner().apply(lab.terraform_dir, {"standby_capacity": 2})  # as a promotion would
+        lab.reset()
+        assert runner().outputs(lab.terraform_dir)["standby_capacity"] == 0

@@ -136,3 +136,23 @@ def test_no_promotion_when_traffic_goes_to_an_endpoint_that_needs_none(lab: Lab,
                 .plan("shop", "failover").fingerprint(), other.plan("shop", "failover").fingerprint())
     assert fp2 != fp3  # a confirmed plan covers its promotion too
 
+
+
+def test_a_failed_scale_back_is_reported_and_the_failback_stands(lab: Lab, tmp_path: Path, standby_dir: Path) -> None:
+    engine = engine_with(lab, tmp_path, {"dir": str(standby_dir), "vars": {"standby_capacity": 2},
+                                         "failback_vars": {"standby_capacity": 500}})
+    assert engine.run("shop", "failover", apply=True).status == "succeeded"
+    time.sleep(1.1)  # the drill strategy's cooldown
+    back = engine.run("shop", "failback", apply=True)
+    assert back.status == "succeeded" and roles(lab) == {USE1: "PRIMARY", USW2: "SECONDARY"}
+    assert back.promotion["phase"] == "scale_back" and back.promotion["status"] == "failed"
+    assert "standby_capacity must be between 0 and 100" in back.promotion["error"]
+    assert capacity(standby_dir) == 2  # left promoted, and the report says so
+    assert "scale_back_failed" in events(tmp_path)
+
+
+def test_unknown_promotion_endpoints_are_a_strategy_problem(lab: Lab, tmp_path: Path, standby_dir: Path) -> None:
+    from failover_engine.errors import StrategyError
+
+    with pytest.raises(StrategyError, match=r"services\.shop\.promotion\.endpoints.*unknown endpoint\(s\) nope"):
+        engine_with(lab, tmp_path, {"dir": str(standby_dir), "vars": {"standby_capacity": 2}, "endpoints": ["nope"]})

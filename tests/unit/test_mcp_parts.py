@@ -338,3 +338,27 @@ def test_a_busy_trigger_lock_does_not_use_up_the_token(tmp_path):
     assert busy.stage == "refused" and "another trigger is running" in busy.refusals[0]
     tools.tokens.peek(token, cond.model_dump(mode="json"))  # still valid, not consumed
     tools.tokens.redeem(token, cond.model_dump(mode="json"))
+
+
+def test_operator_connections_file_is_validated_with_file_and_path(tmp_path):
+    from failover_engine.errors import StrategyError
+    from failover_engine.mcp.server import load_connections
+
+    good = tmp_path / "connections.yaml"
+    good.write_text("connections:\n  aws: {type: route53, endpoint_url: 'http://127.0.0.1:9'}\n")
+    assert load_connections(good) == {"aws": {"type": "route53", "endpoint_url": "http://127.0.0.1:9"}}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("aws: {type: route53, colour: blue}\n")
+    with pytest.raises(StrategyError) as exc:
+        load_connections(bad)
+    assert str(bad) in str(exc.value) and "colour" in str(exc.value)
+
+
+def test_old_run_directories_are_pruned(tmp_path):
+    from failover_engine.mcp.server import FailoverMcp
+
+    tools = FailoverMcp(tmp_path, root=ROOT, keep_runs=2)
+    for name in ("20260101T000001-a", "20260101T000002-b", "20260101T000003-c"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+    tools._prune_runs()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["20260101T000002-b", "20260101T000003-c"]

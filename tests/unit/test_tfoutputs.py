@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -454,3 +455,13 @@ def test_bindings_follow_the_declared_endpoint_order_not_terraforms_sorted_keys(
                                    "zz-primary": {"endpoint": "z"}}}]}}
     _, svc, _ = service_from_outputs(out)
     assert list(svc["routing"][0]["endpoints"]) == ["zz-primary", "bb-standby", "aa-standby"]
+
+
+def test_terraform_child_settings_do_not_outlive_the_call(monkeypatch):
+    from failover_engine.terraform import _child_env
+
+    monkeypatch.delenv("TF_IN_AUTOMATION", raising=False)
+    monkeypatch.setenv("CHECKPOINT_DISABLE", "mine")
+    with _child_env({"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}):
+        assert os.environ["TF_IN_AUTOMATION"] == "1" and os.environ["CHECKPOINT_DISABLE"] == "mine"
+    assert "TF_IN_AUTOMATION" not in os.environ and os.environ["CHECKPOINT_DISABLE"] == "mine"
