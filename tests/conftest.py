@@ -200,3 +200,26 @@ def trafficmanager_emulator() -> Iterator["TrafficManagerEmulator"]:  # noqa: F8
 
     with TrafficManagerEmulator() as emulator:
         yield emulator
+
+
+# --------------------------------------------------------------------------- fault proxy
+@pytest.fixture
+def fault_proxy() -> Iterator[Callable[..., "FaultProxy"]]:  # noqa: F821 - imported lazily
+    """Factory: ``fault_proxy(upstream_url, flavor="aws", tls=None, upstream_ca=None, **kw)`` starts a
+    :class:`faultproxy.FaultProxy` (tests/faultproxy.py) in front of moto or an emulator; ``kw``:
+    ``name``, ``log`` (a shared :class:`faultproxy.CallLog`), ``upstream_timeout``. For the Traffic
+    Manager emulator: ``tls=emulator_tls(emulator.ca_file), upstream_ca=emulator.ca_file``.
+    Every proxy started is stopped at the end of the test."""
+    from faultproxy import FaultProxy
+
+    started: list[FaultProxy] = []
+
+    def start(upstream_url: str, flavor: str = "aws", tls: tuple[str, str] | None = None,
+              upstream_ca: str | None = None, **kw: object) -> FaultProxy:
+        proxy = FaultProxy(upstream_url, flavor=flavor, tls=tls, upstream_ca=upstream_ca, **kw).start()
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
