@@ -73,6 +73,18 @@ def load(module):
         module.fail_json(msg=str(exc), problems=[str(p) for p in getattr(exc, "problems", [])])
 
 
+def progress_writer(path):
+    """A progress callback appending one line per message to ``path`` (flushed), or None."""
+    if not path:
+        return None
+
+    def write(msg):
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(msg.replace("\n", " ") + "\n")
+
+    return write
+
+
 def fail_from(module, exc, **result):
     """Turn a library error into fail_json with its message (which names what and where)."""
     module.fail_json(msg=str(exc), error_type=type(exc).__name__, **result)

@@ -9,9 +9,12 @@ short_description: Move every service active in a region to another region
 version_added: 0.1.0
 description:
   - For each service of the strategy file whose active endpoint is in O(region), fails over to the
-    first healthy endpoint outside the region, one service at a time, each with its own lock,
-    safety rules, validation and rollback (as M(resilience.failover.service_failover)).
+    first healthy endpoint outside the region, all of them as ONE transaction - every service's
+    lock (all or none), one concurrent probe round, one batched change per hosted zone / managed
+    zone / profile, one read-back - with each service's own safety rules, validation and rollback
+    (as M(resilience.failover.service_failover)). A service refused by its rules does not stop the others.
   - Services active elsewhere are left alone. Idempotent; in check mode only the plans are computed.
+  - The result is compact (one short row per service); every service's full report is on disk.
 options:
   region:
     description: The region to leave.
@@ -21,6 +24,17 @@ options:
     description: Override the safety refusals (unhealthy target, cooldown). The lock is never overridden.
     type: bool
     default: false
+  take_over:
+    description:
+      - Write over routing that matches no known state (edited by hand, or left half-switched).
+        O(force) never does; a concurrent edit is never overwritten.
+    type: bool
+    default: false
+  progress_file:
+    description:
+      - Append one line per progress message to this file while the run goes on (the action
+        plugin of the same name sets it and prints the lines live).
+    type: path
   expected_plans:
     description:
       - Service name to the fingerprint of its confirmed plan (see M(resilience.failover.service_failover)).
@@ -45,8 +59,30 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+region:
+  description: The region-level outcome.
+  returned: always
+  type: dict
+  contains:
+    status:
+      description: succeeded, partial, failed, noop or planned (check mode).
+      type: str
+    rto_s:
+      description: Region RTO in seconds, from the first signal (or the command) to the last validation.
+      type: float
+    run_id:
+      description: The run's id (journal, events and reports carry it).
+      type: str
+    report_path:
+      description: The region report (every service's full outcome).
+      type: str
+summary:
+  description: Counts per status, services and services moving.
+  returned: always
+  type: dict
+  sample: {"services": 1000, "moving": 1000, "succeeded": 1000}
 services:
-  description: One outcome per service (status planned, noop, succeeded, refused, rolled_back, ...), with its plan and timeline.
+  description: One short row per service (service, status, target, rto_s, reason, errors, report).
   returned: always
   type: list
   elements: dict
@@ -64,37 +100,48 @@ from ansible_collections.resilience.failover.plugins.module_utils.failover_commo
     FailoverError,
     fail_from,
     load,
+    progress_writer,
 )
 
 
 def main():
     spec = dict(COMMON_ARGS, region=dict(type="str", required=True), force=dict(type="bool", default=False),
+                take_over=dict(type="bool", default=False), progress_file=dict(type="path"),
                 expected_plans=dict(type="dict"))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     loaded = load(module)
     from failover_engine.engine import FailoverEngine
 
-    engine = FailoverEngine(loaded)
+    progress = progress_writer(module.params["progress_file"])
+    engine = FailoverEngine(loaded, progress=progress)
     try:
-        outs = engine.run_region(module.params["region"], apply=not module.check_mode, force=module.params["force"],
-                                 expect=module.params["expected_plans"])
+        result = engine.run_region(module.params["region"], apply=not module.check_mode,
+                                   force=module.params["force"], take_over=module.params["take_over"],
+                                   expect=module.params["expected_plans"])
     except FailoverError as exc:
         fail_from(module, exc, changed=False)
-    services = [o.to_dict() for o in outs]
-    moved = [o.service for o in outs if o.status in ("succeeded", "planned")]
+    compact = result.to_dict()
+    outs = result.services
+    moved = [o.service for o in outs if o.status in ("succeeded", "planned", "unverified")]
     diff = {"before": {}, "after": {}}
     for o in outs:
-        if o.plan is not None and o.status in ("succeeded", "planned"):
+        if o.plan is not None and o.status in ("succeeded", "planned", "unverified"):
             d = o.plan.diff()
             diff["before"].update(d["before"])
             diff["after"].update(d["after"])
     changed = bool(moved) or any(o.changed for o in outs)
+    region = {k: compact[k] for k in ("region", "run_id", "status", "rto_s", "phases_s", "first_write_after_s",
+                                      "report_path")}
+    ret = dict(changed=changed, region=region, summary=compact["summary"], services=compact["services"],
+               moved=moved)
+    if module._diff:
+        ret["diff"] = diff
     failed = [o for o in outs if not o.ok]
     if failed:
-        module.fail_json(msg="region failover of {}: {}".format(
-            module.params["region"], "; ".join(f"{o.service} {o.status}: {'; '.join(o.errors)}" for o in failed)),
-            changed=changed, services=services, moved=moved, diff=diff)
-    module.exit_json(changed=changed, services=services, moved=moved, diff=diff)
+        shown = "; ".join("{} {}: {}".format(o.service, o.status, "; ".join(o.errors[:2])) for o in failed[:10])
+        more = " (and {} more)".format(len(failed) - 10) if len(failed) > 10 else ""
+        module.fail_json(msg="region failover of {}: {}{}".format(module.params["region"], shown, more), **ret)
+    module.exit_json(**ret)
 
 
 if __name__ == "__main__":

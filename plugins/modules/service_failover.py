@@ -40,8 +40,15 @@ options:
     type: str
   force:
     description:
-      - Override the safety refusals (a target that fails its probes, the cooldown, an unknown routing state).
-      - The lock is never overridden.
+      - Override the safety refusals (a target that fails its probes, the cooldown).
+      - The lock is never overridden, nor a concurrent edit, nor routing that matches no known state (see O(take_over)).
+    type: bool
+    default: false
+  take_over:
+    description:
+      - Write over routing that matches no known state (records edited by hand, or left half-switched).
+      - The event log records the values taken over. A concurrent edit (a record changed between the read
+        and the write) is still refused.
     type: bool
     default: false
   expected_plan:
@@ -145,17 +152,18 @@ def plan_only(engine, params):
     active = plan.target if not plan.is_noop else plan.current
     result = dict(status="noop" if plan.is_noop else "planned", plan=plan.to_dict(), diff=plan.diff(),
                   active=active, out_of_rotation=out_of_rotation(engine, params["service"], active))
-    if plan.refusals and not plan.is_noop and not params["force"]:
-        result["refusals"] = list(plan.refusals)
+    refusals = ([] if params["force"] else list(plan.refusals)) + ([] if params["take_over"] else list(plan.blocks))
+    if refusals and not plan.is_noop:
+        result["refusals"] = refusals
     return not plan.is_noop, result
 
 
 def apply(engine, params):
     out = engine.run(params["service"], params["action"], params["target"], apply=True, force=params["force"],
-                     expect=params["expected_plan"])
+                     expect=params["expected_plan"], take_over=params["take_over"])
     report = out.to_dict()
     plan = out.plan
-    active = (plan.target if out.status == "succeeded" else plan.current) if plan else None
+    active = (plan.target if out.status in ("succeeded", "unverified") else plan.current) if plan else None
     result = dict(status=out.status, plan=report["plan"], report=report, report_path=out.report_path,
                   active=active, out_of_rotation=out_of_rotation(engine, params["service"], active),
                   rto_s=out.timeline.rto if out.timeline else None,
@@ -169,6 +177,7 @@ def main():
                 action=dict(type="str", default="failover", choices=["failover", "failback", "switch", "rebalance"]),
                 target=dict(type="str"),
                 force=dict(type="bool", default=False),
+                take_over=dict(type="bool", default=False),
                 expected_plan=dict(type="str"))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_if=[("action", "switch", ["target"])])

@@ -54,6 +54,11 @@ services:
     verdicts: {description: Health per endpoint with the reason., type: dict}
     routing: {description: Records as the providers hold them, per routing binding., type: dict}
     recent_events: {description: Last events of the event log., type: list}
+    interrupted:
+      description:
+        - Runs of the service whose process died mid-run (write-ahead journal left open, no lock holder).
+        - The next apply, the monitor, or C(failover recover) finishes them.
+      type: list
 """
 
 from ansible.module_utils.basic import AnsibleModule

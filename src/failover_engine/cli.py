@@ -28,6 +28,7 @@ EPILOG = """examples:
   failover apply shop -f strategy.yaml --failback --yes
   failover probe shop -f strategy.yaml --wait-for unhealthy --timeout 30 --record-incident
   failover region us-east-1 -f strategy.yaml --yes        # every service active there moves
+  failover recover shop -f strategy.yaml --yes     # finish a run whose process died mid-apply
   failover monitor -f strategy.yaml --metrics-port 9108   # automatic failover per policy
   failover drill                                   # the local drill (what `make drill` runs)
   failover import-terraform infra/ --write strategy.yaml  # a strategy from Terraform outputs
@@ -90,6 +91,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"  {n:<16} {v['health']:<10} {v['reason']}")
         for e in st["recent_events"][-args.events:]:
             print(f"  event {e['ts']} {e['event']}")
+        for j in st.get("interrupted", []):
+            print(f"  INTERRUPTED run {j['run_id']} (pid {j['holder'].get('pid')} on {j['holder'].get('host')}, "
+                  f"{j['groups_started']} write group(s) started, {j['groups_ended']} ended): "
+                  f"`failover recover {st['service']} --yes` finishes it")
     return EXIT_OK
 
 
@@ -147,7 +152,8 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
     eng = _engine(args)
     action, target = _action(args)
-    out = eng.run(args.service, action, target, apply=args.yes, force=args.force)  # type: ignore[arg-type]
+    out = eng.run(args.service, action, target, apply=args.yes, force=args.force,  # type: ignore[arg-type]
+                  take_over=args.take_over)
     if args.json:
         _dump(out.to_dict())
     else:
@@ -159,27 +165,72 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_region(args: argparse.Namespace) -> int:
-    from .reporting import render_outcome
-
     eng = _engine(args)
-    outs = eng.run_region(args.region, apply=args.yes, force=args.force)
+    result = eng.run_region(args.region, apply=args.yes, force=args.force, take_over=args.take_over)
     if args.json:
-        _dump([o.to_dict() for o in outs])
+        _dump(result.to_dict())
     else:
-        for o in outs:
-            head = f"== {o.service}: {o.status}" + (f" ({o.reason})" if o.reason and not o.plan else "")
-            print(head)
-            if o.plan is not None:
-                print(render_outcome(o))
-        moved = sum(1 for o in outs if o.status in ("succeeded", "planned"))
-        print(f"\nregion {args.region}: {moved} service(s) {'moved' if args.yes else 'to move'}, "
-              f"{sum(1 for o in outs if not o.ok)} failed or refused, "
-              f"{sum(1 for o in outs if o.status == 'noop')} left alone")
+        print(render_region(result, verbose=args.verbose))
         if not args.yes:
             print("Dry run: nothing was changed. Re-run with --yes to apply.")
-    if any(o.status == "refused" for o in outs):
+    if any(o.status == "refused" for o in result.services):
         return EXIT_REFUSED
-    return EXIT_OK if all(o.ok for o in outs) else EXIT_FAILED
+    return EXIT_OK if all(o.ok for o in result.services) else EXIT_FAILED
+
+
+def render_region(result: Any, *, verbose: bool = False, limit: int = 20) -> str:
+    """A region run for people: the summary, then each service that did not simply succeed (at
+    most ``limit`` unless verbose), never 1,000 plans."""
+    d = result.to_dict()
+    counts = ", ".join(f"{n} {k}" for k, n in d["summary"].items() if k not in ("services", "moving"))
+    lines = [f"region {result.region}: {d['status']} ({d['summary']['moving']} of {d['summary']['services']} "
+             f"service(s) moving; {counts})"]
+    if d["rto_s"] is not None:
+        phases = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in d["phases_s"].items() if v is not None)
+        lines.append(f"  region RTO {d['rto_s'] * 1000:.0f} ms ({phases})")
+    shown = [r for r in d["services"] if verbose or r["status"] not in ("succeeded", "noop", "planned")]
+    if not result.apply:
+        shown = [r for r in d["services"] if r["status"] == "planned"][:limit] + shown
+    for r in shown[: None if verbose else limit]:
+        why = "; ".join(r["errors"]) or r["reason"]
+        lines.append(f"  {r['service']}: {r['status']}" + (f" -> {', '.join(r['target'])}" if r["target"] else "")
+                     + (f" ({why})" if why else ""))
+    if not verbose and len(shown) > limit:
+        lines.append(f"  ... {len(shown) - limit} more (--verbose, or --json)")
+    if d["report_path"]:
+        lines.append(f"  report: {d['report_path']}")
+    return "\n".join(lines)
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from .recovery import interrupted, recover
+
+    eng = _engine(args)
+    if not args.all and not args.service:
+        _err("name a service, or give --all")
+        return EXIT_USAGE
+    found = interrupted(eng, args.service)
+    results = recover(eng, None if args.all else [args.service], apply=args.yes)
+    if args.json:
+        _dump({"interrupted": found, "results": results})
+        return EXIT_OK if all(r["status"] in ("planned",) or r["status"].startswith("recovered")
+                              for r in results) else EXIT_FAILED
+    if not results:
+        print("no interrupted run" + (f" of {args.service}" if args.service else ""))
+        return EXIT_OK
+    for r in results:
+        print(f"{r['service']}: run {r.get('run_id')} {r['status']}"
+              + (f" ({r.get('direction')}: {r.get('why')})" if r.get("direction") else ""))
+        for c in r.get("changes", []):
+            print(f"    {'~' if c['write'] else '!'} {c['resource']}: {c['now']} -> {c['to']}"
+                  + ("" if c["write"] else " (changed by someone else: left as is)"))
+        for key in ("restored", "left_as_is", "errors"):
+            for item in r.get(key, []):
+                print(f"    {key.replace('_', ' ')}: {item}")
+    if not args.yes:
+        print("Dry run: nothing was changed. Re-run with --yes to recover.")
+    bad = [r for r in results if r["status"] not in ("planned",) and not r["status"].startswith("recovered")]
+    return EXIT_FAILED if bad else EXIT_OK
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -332,13 +383,29 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "apply":
             s.add_argument("--yes", action="store_true", help="really apply (default: dry run)")
             s.add_argument("--force", action="store_true", help="override safety refusals (unhealthy target, cooldown)")
+            s.add_argument("--take-over", action="store_true", help="take over routing that matches no known state (edited by hand, or left half-switched): "
+                   "written over, with both values in the event log. --force never does this, nor does it ever "
+                   "overwrite a concurrent edit")
         s.set_defaults(func=func)
     s = sub.add_parser("region", help="fail every service active in a region over to another region")
     _common(s, None)
     s.add_argument("region", help="the region to leave, e.g. us-east-1")
     s.add_argument("--yes", action="store_true", help="really apply (default: dry run)")
-    s.add_argument("--force", action="store_true", help="override safety refusals")
+    s.add_argument("--force", action="store_true", help="override safety refusals (unhealthy target, cooldown)")
+    s.add_argument("--take-over", action="store_true", help="take over routing that matches no known state (edited by hand, or left half-switched): "
+                   "written over, with both values in the event log. --force never does this, nor does it ever "
+                   "overwrite a concurrent edit")
+    s.add_argument("--verbose", action="store_true", help="list every service, not only those that need a look")
     s.set_defaults(func=cmd_region)
+    s = sub.add_parser("recover", help="finish runs whose process died mid-apply (dry run unless --yes)",
+                       description="A run journals its plan before its first write. When its process dies, the "
+                       "journal stays open: recover rolls the run forward when its target passes its probes, else "
+                       "back to the journal's before-state (policy.recovery in the strategy), writing only what the "
+                       "dead run may have written. The next apply and the monitor do this by themselves.")
+    _common(s, "optional")
+    s.add_argument("--all", action="store_true", help="every interrupted run")
+    s.add_argument("--yes", action="store_true", help="really recover (default: dry run)")
+    s.set_defaults(func=cmd_recover)
     s = sub.add_parser("events", help="print the event log")
     _common(s, "optional")
     s.add_argument("--limit", type=int, default=50)

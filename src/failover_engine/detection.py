@@ -145,3 +145,60 @@ def wait_for(service: Service, endpoints: list[str], state: AwaitedState, *, tim
         first_signal_at=first_signal_at,
         detected_at=detected_at if reached else None,
     )
+
+
+# --------------------------------------------------------------------------- one round over many services
+ProbeWant = tuple[str, Service, list[str]]  # (service name, service, endpoint names)
+
+
+def probe_round(wanted: list[ProbeWant], *, confirm: bool = True) -> dict[str, dict[str, ProbeResult]]:
+    """Probe the named endpoints of many services in ONE concurrent round.
+
+    Identical probes (same spec, timeout and latency limit) run once, however many services share
+    them. With ``confirm``, every probe that failed is probed once more in the same round, after a
+    pause of min(detection.interval, 1 s), so one lost probe neither refuses nor allows a failover.
+    Returns {service: {endpoint: result}}; endpoints without a probe are absent.
+    """
+    import asyncio
+
+    jobs: dict[str, tuple[Any, float, float | None, float]] = {}  # dedup key -> (spec, timeout, latency, pause)
+    owners: list[tuple[str, str, str]] = []  # (service, endpoint, dedup key)
+    for svc_name, service, names in wanted:
+        det = service.detection
+        for name, probe in _probes_of(service, names):
+            if probe is None:
+                continue
+            key = f"{probe.model_dump_json()}|{det.timeout}|{det.latency_limit}"
+            pause = min(det.interval, 1.0)
+            if key in jobs:
+                pause = min(pause, jobs[key][3])
+            jobs[key] = (probe, det.timeout, det.latency_limit, pause)
+            owners.append((svc_name, name, key))
+    results = asyncio.run(_round(jobs, confirm)) if jobs else {}
+    out: dict[str, dict[str, ProbeResult]] = {name: {} for name, _, _ in wanted}
+    for svc_name, name, key in owners:
+        r = results[key]
+        out[svc_name][name] = ProbeResult(r.ok, r.kind, r.reason, r.latency_ms, r.at, name)
+    return out
+
+
+async def _round(jobs: dict[str, tuple[Any, float, float | None, float]], confirm: bool) -> dict[str, ProbeResult]:
+    import asyncio
+
+    from .probes import probe_many
+
+    async def once(keys: list[str]) -> dict[str, ProbeResult]:
+        groups: dict[tuple[float, float | None], list[tuple[str, Any]]] = {}
+        for k in keys:
+            spec, timeout, latency, _ = jobs[k]
+            groups.setdefault((timeout, latency), []).append((k, spec))
+        parts = await asyncio.gather(*(probe_many(items, timeout=t, latency_limit=lat, concurrency=512)
+                                       for (t, lat), items in groups.items()))
+        return {k: r for part in parts for k, r in part.items()}
+
+    results = await once(list(jobs))
+    failed = [k for k, r in results.items() if not r.ok]
+    if confirm and failed:
+        await asyncio.sleep(min(jobs[k][3] for k in failed))
+        results.update(await once(failed))
+    return results

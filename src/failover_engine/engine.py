@@ -5,12 +5,14 @@ the lock, the cooldown, the event log, the incident → RTO timeline and the rep
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from .adapters import make_adapter
 from .adapters.base import Adapter
@@ -23,7 +25,11 @@ from .model import Service
 from .plan import Assignment, Attrs, Change, Plan, PlanStep, ResourceKey
 from .selection import Action, SimpleVerdict, Verdict, select_target
 from .state import StateStore
-from .validation import ValidationResult, expected_after, expected_before, probe_until_ok, read_back_mismatches
+from .transaction import Request, Transaction
+from .validation import ValidationResult
+
+if TYPE_CHECKING:
+    from .region import RegionOutcome
 
 Progress = Callable[[str], None]
 
@@ -44,9 +50,14 @@ class Observation:
 
 @dataclass
 class Outcome:
-    """The result of one run. ``status`` is one of: planned, noop, refused, succeeded,
-    rolled_back (validation or a step failed and every change was undone), rollback_failed,
-    failed (validation failed, rollback disabled), error (raised before any change)."""
+    """The result of one service's run. ``status`` is one of: planned, noop, refused (a safety
+    rule, a stale plan or a concurrent edit: nothing of this run is left), succeeded, unverified
+    (applied and acknowledged, but the read-back could not be read: traffic moved, cooldown armed),
+    rolled_back (validation or a write failed and every resource was read back in its
+    before-state), rollback_failed, unknown (a write's answer was lost and the resources could not
+    be read: the truth is not known), failed (validation failed, rollback disabled; or the
+    promotion failed), error (raised before any change), interrupted (its process died mid-run;
+    recovery finished it)."""
 
     service: str
     action: str
@@ -66,7 +77,7 @@ class Outcome:
 
     @property
     def changed(self) -> bool:
-        return self.status in ("succeeded", "rolled_back", "rollback_failed")
+        return self.status in ("succeeded", "unverified", "rolled_back", "rollback_failed", "unknown", "interrupted")
 
     @property
     def ok(self) -> bool:
@@ -108,18 +119,6 @@ def _out_of_rotation(svc: Service, in_rotation: list[str], of: str) -> list[str]
     return sorted(k for k, live in groups.items() if not live)
 
 
-def _ident(key: Any) -> tuple[str, ...]:
-    """A resource's identity for comparing keys from a plan and from a provider (case-insensitive)."""
-    return (key.adapter, key.scope.lower(), key.name.lower(), (key.type or "").lower(), key.set_identifier or "")
-
-
-def _holds(current: Attrs | None, expected: Attrs | None) -> bool:
-    """Whether a resource read now is in the expected state (only the expected attributes count)."""
-    if expected is None or current is None:
-        return expected is None and current is None
-    return not read_back_mismatches({"_": expected}, {"_": current})
-
-
 def verdicts_from_probes(results: dict[str, Any]) -> dict[str, Verdict]:
     return {n: SimpleVerdict("healthy" if r.ok else "unhealthy", r.reason) for n, r in results.items()}
 
@@ -159,20 +158,25 @@ class FailoverEngine:
             per.append(ad.active_of(binding, st))
         return _observation(states, per)
 
-    def observe_many(self, names: list[str]) -> dict[str, Observation]:
-        """Observe several services with one batched read per adapter (a zone listing, not N reads)."""
-        services = {n: self.loaded.service(n) for n in names}
+    def read_resources(self, names: list[str]) -> dict[ResourceKey, Attrs | None]:
+        """Every resource of the services' routing bindings, in one batched read per adapter and
+        connection (a zone listing, not N reads)."""
         by_adapter: dict[tuple[str, str | None], list[Any]] = {}
-        for svc in services.values():
-            for b in svc.routing:
+        for n in names:
+            for b in self.loaded.service(n).routing:
                 by_adapter.setdefault((b.adapter, b.connection), []).append(b)
         current: dict[ResourceKey, Attrs | None] = {}
         for bindings in by_adapter.values():
             current.update(self.adapter(bindings[0]).read(bindings))
+        return current
+
+    def observe_many(self, names: list[str]) -> dict[str, Observation]:
+        """Observe several services with one batched read per adapter (a zone listing, not N reads)."""
+        current = self.read_resources(names)
         out = {}
-        for n, svc in services.items():
+        for n in names:
             states, per = [], []
-            for b in svc.routing:
+            for b in self.loaded.service(n).routing:
                 ad = self.adapter(b)
                 st = {k: current.get(k) for k in ad.resource_keys(b)}
                 states.append(st)
@@ -183,8 +187,8 @@ class FailoverEngine:
     def apply_batched(self, plans: list[Plan]) -> dict[str, Any]:
         """Apply the changes of several plans with one adapter call per adapter (batched per zone).
 
-        Used for many services at once (benchmarks; region-wide failover builds on it). Safety
-        checks, the lock and validation are the caller's: see :meth:`run` for one service.
+        The raw batching, for benchmarks of the adapters: no lock, journal, safety check or
+        validation. Runs go through :meth:`run_many` (:class:`~failover_engine.transaction.Transaction`).
         """
         by_adapter: dict[tuple[str, str | None], list[Change]] = {}
         for plan in plans:
@@ -199,17 +203,12 @@ class FailoverEngine:
         return receipts
 
     def check(self, name: str, endpoints: list[str] | None = None) -> dict[str, Verdict]:
-        """Probe the service's endpoints → verdicts. An endpoint that fails is probed once more,
-        one interval later, so a single lost probe does not refuse (or allow) a failover."""
-        from .detection import probe_service
+        """Probe the service's endpoints → verdicts, in one concurrent round. An endpoint that fails
+        is probed once more in that round, so a single lost probe does not refuse (or allow) a failover."""
+        from .detection import probe_round
 
         svc = self.loaded.service(name)
-        results = probe_service(svc, endpoints)
-        failed = [n for n, r in results.items() if not r.ok]
-        if failed:
-            time.sleep(min(svc.detection.interval, 1.0))
-            results.update(probe_service(svc, failed))
-        return verdicts_from_probes(results)
+        return verdicts_from_probes(probe_round([(name, svc, endpoints or svc.endpoint_names)])[name])
 
     # ------------------------------------------------------------------ planning
     def plan(self, name: str, action: Action, target: str | None = None, *,
@@ -231,6 +230,7 @@ class FailoverEngine:
         decision = select_target(svc, verdicts, obs.active, "auto" if automatic else action, target,
                                  stable_for_each=stable_for)
         refusals = list(decision.refusals)
+        blocks: list[str] = []
         warnings = list(obs.warnings) + list(decision.warnings)
         steps: list[PlanStep] = []
         if decision.target is not None and decision.action != "none":
@@ -239,7 +239,8 @@ class FailoverEngine:
             except AdapterError as exc:  # the provider cannot express that target (e.g. 2 zones out)
                 refusals.append(str(exc))
             if obs.active is None:
-                refusals.append("routing state is unknown or inconsistent; check the records first")
+                blocks.append("routing state is unknown or inconsistent (records edited by hand, or a run "
+                              "left them half-switched); check the records first")
             cooldown = self._cooldown_refusal(name, svc, now or time.time())
             if cooldown:
                 refusals.append(cooldown)
@@ -251,7 +252,7 @@ class FailoverEngine:
         if any(s.effective for s in steps) and decision.target is not None:
             promotion = self._promotion(svc, obs.active, decision.target)
         return Plan(name, kind, obs.active, decision.target or obs.active or {}, decision.reason,  # type: ignore[arg-type]
-                    tuple(steps), tuple(warnings), tuple(refusals), promotion)
+                    tuple(steps), tuple(warnings), tuple(refusals), promotion, tuple(blocks))
 
     def _promotion(self, svc: Service, current: Assignment | None, target: Assignment) -> dict[str, Any] | None:
         """The pilot-light step of a plan: promote before traffic reaches a standby that needs it,
@@ -364,34 +365,97 @@ class FailoverEngine:
     # ------------------------------------------------------------------ running
     def run(self, name: str, action: Action, target: str | None = None, *, apply: bool = False,
             force: bool = False, verdicts: dict[str, Verdict] | None = None,
-            stable_for: dict[str, float] | None = None, expect: str | None = None) -> Outcome:
+            stable_for: dict[str, float] | None = None, expect: str | None = None,
+            take_over: bool = False) -> Outcome:
         """Plan and, when ``apply`` is true, apply under the service lock. Dry run by default.
 
-        ``verdicts`` (e.g. the monitor's quorum verdicts) replace the one-round probe check;
-        ``stable_for`` makes an active_active plan an automatic one (see :meth:`plan`);
-        ``expect`` is the fingerprint of a plan someone confirmed (:meth:`Plan.fingerprint`): the
-        run is refused as stale, even when forced, unless the plan made under the lock has it."""
-        svc = self.loaded.service(name)
-        out = Outcome(name, action, "planned", uuid.uuid4().hex[:12])
+        One service is a transaction of one (:mod:`failover_engine.transaction`): journaled, CAS
+        writes, validated, rolled back from what a fresh read shows. ``verdicts`` (e.g. the
+        monitor's quorum verdicts) replace the probe round; ``stable_for`` makes an active_active
+        plan an automatic one (see :meth:`plan`); ``expect`` is the fingerprint of a plan someone
+        confirmed: the run is refused as stale, even when forced, unless the plan made under the
+        lock has it. ``force`` overrides safety refusals, never a concurrent edit nor routing that
+        matches no known state; ``take_over`` writes over the latter (recorded with both values)."""
+        return self.run_many([Request(name, action, target, verdicts, stable_for, expect)], apply=apply,
+                             force=force, take_over=take_over)[0]
+
+    def run_many(self, requests: list[Request], *, apply: bool = False, force: bool = False,
+                 take_over: bool = False, kind: str = "run") -> list[Outcome]:
+        """Several services as one transaction: one batched read, one probe round, one batch per
+        provider scope, one read-back (see :class:`~failover_engine.transaction.Transaction`)."""
+        names = [r.service for r in requests]
+        for n in names:
+            self.loaded.service(n)  # an unknown service: a clear error before anything
+        tx = Transaction(self, uuid.uuid4().hex[:12], force=force, take_over=take_over, kind=kind)
         if not apply:
-            out.plan = self.plan(name, action, target, verdicts=verdicts, stable_for=stable_for)
-            out.status = "noop" if out.plan.is_noop else "planned"
-            out.api_calls = self.api_calls()
-            return out
-        with self.lock.hold(name, f"{action} run {out.run_id}"):
+            outs = self._dry_run(tx, requests)
+            return outs
+        with self.hold_locks(names, f"{kind} {tx.run_id}"):
+            self._recover_first(names)
             try:
-                self._run_locked(svc, name, action, target, force, out, verdicts, stable_for, expect)
+                self.progress(f"reading routing state of {len(names)} service(s) and probing endpoints")
+                observed = self.observe_many(names)
+                verdicts = self._verdicts_for(requests)
+                outs = tx.execute(requests, observed, verdicts)
             except FailoverError as exc:
                 # e.g. Route 53 unreachable before anything changed: close the run in the log
-                out.status = "error"
-                out.errors.append(str(exc))
-                self.events.append("errored", name, run_id=out.run_id, error=str(exc))
-                out.api_calls = self.api_calls()
-                self._write_report(out)
+                for r in requests:
+                    out = tx.outcomes.get(r.service) or Outcome(r.service, r.action, "error", tx.run_id)
+                    if out.status in ("planned",):
+                        out.status = "error"
+                    out.errors.append(str(exc))
+                    tx.outcomes[r.service] = out
+                    tx.ev("errored", r.service, error=str(exc))
+                tx.flush()
+                for out in tx.outcomes.values():
+                    out.api_calls = self.api_calls()
+                    self._write_report(out)
                 raise
-        out.api_calls = self.api_calls()
-        self._write_report(out)
-        return out
+        for out in outs:
+            out.api_calls = self.api_calls()
+            self._write_report(out)
+        return outs
+
+    def _dry_run(self, tx: Transaction, requests: list[Request]) -> list[Outcome]:
+        observed = self.observe_many([r.service for r in requests])
+        tx.plan_all(requests, observed, self._verdicts_for(requests))
+        outs = [tx.outcomes[r.service] for r in requests]
+        for out in outs:
+            if out.plan is not None:
+                out.status = "noop" if out.plan.is_noop else "planned"
+            out.api_calls = self.api_calls()
+        return outs
+
+    def _verdicts_for(self, requests: list[Request]) -> dict[str, dict[str, Verdict]]:
+        """One probe round over every service that has no verdicts of its own."""
+        from .detection import probe_round
+
+        wanted = [(r.service, self.loaded.service(r.service), self._endpoints_to_probe(r))
+                  for r in requests if r.verdicts is None]
+        results = probe_round(wanted)
+        return {n: verdicts_from_probes(res) for n, res in results.items()}
+
+    def _endpoints_to_probe(self, r: Request) -> list[str]:
+        """A switch to a named target needs only the target's verdict; anything else all of them."""
+        svc = self.loaded.service(r.service)
+        if r.action == "switch" and r.target is not None:
+            return [r.target]
+        return svc.endpoint_names
+
+    @contextlib.contextmanager
+    def hold_locks(self, names: list[str], purpose: str) -> Iterator[None]:
+        """Every service's lock, taken in sorted order, all or none: a held one refuses the whole
+        run (LockHeld names the service and its holder) and releases those already taken."""
+        with contextlib.ExitStack() as stack:
+            for n in sorted(set(names)):
+                stack.enter_context(self.lock.hold(n, purpose))
+            yield
+
+    def _recover_first(self, names: list[str]) -> None:
+        """Finish interrupted runs of these services (their locks are ours now) before planning."""
+        from .recovery import recover_locked
+
+        recover_locked(self, names, apply=True, reason="before the next run")
 
     def _timeline(self, name: str, action: str, start: float) -> Timeline:
         inc = self.store.load(name).incident
@@ -399,112 +463,6 @@ class FailoverEngine:
         if inc is not None and inc.signal in want and inc.detected_at <= start:
             return Timeline(inc.signal, inc.first_signal_at, inc.detected_at)
         return Timeline("manual", start, start)
-
-    def _run_locked(self, svc: Service, name: str, action: Action, target: str | None, force: bool,
-                    out: Outcome, verdicts: dict[str, Verdict] | None = None,
-                    stable_for: dict[str, float] | None = None, expect: str | None = None) -> None:
-        ev = lambda event, **kw: self.events.append(event, name, run_id=out.run_id, **kw)  # noqa: E731
-        out.timeline = self._timeline(name, action, out.started)
-        ev("run_started", action=action, target=target, force=force, signal=out.timeline.signal)
-        self.progress(f"{name}: reading routing state and probing endpoints")
-        plan = out.plan = self.plan(name, action, target, verdicts=verdicts, stable_for=stable_for)
-        out.timeline.decided_at = time.time()
-        ev("decided", plan=plan.to_dict())
-        if expect is not None and plan.fingerprint() != expect:
-            out.status = "refused"
-            out.errors = [f"stale plan: the confirmed plan was {expect}, the plan now is {plan.fingerprint()} "
-                          f"({plan.action} {sorted(plan.current or {})} -> {sorted(plan.target)}, "
-                          f"{len(plan.changes)} change(s)); the state changed since it was confirmed: plan again"]
-            ev("refused", reasons=out.errors, stale=True)
-            return
-        if plan.refusals and not force:
-            out.status = "refused"
-            out.errors = list(plan.refusals)
-            ev("refused", reasons=list(plan.refusals))
-            return
-        if plan.is_noop:
-            out.status = "noop"
-            ev("noop", reason=plan.reason)
-            return
-        if plan.refusals:
-            ev("forced", overridden=list(plan.refusals))
-        if plan.promotion and plan.promotion.get("when") == "before_traffic":
-            if not self._terraform_apply(plan, out, ev):
-                if plan.promotion.get("on_failure") != "continue":
-                    out.status = "failed"
-                    out.errors.append(f"pilot-light promotion failed, traffic not moved: {out.promotion['error']}")
-                    return
-                out.errors.append(f"pilot-light promotion failed, traffic moved anyway (on_failure: continue): "
-                                  f"{out.promotion['error']}")
-            out.timeline.promoted_at = time.time()
-        applied = self._apply_steps(svc, plan, out, ev)
-        if applied is None:
-            return
-        out.timeline.applied_at = time.time()
-        self.progress(f"{name}: applied {len(plan.changes)} change(s); validating")
-        out.validation = self._validate(svc, plan)
-        if out.validation.ok:
-            out.timeline.validated_at = time.time()
-            out.status = "succeeded"
-            self._record_success(name, plan)
-            ev("succeeded", rto_s=out.timeline.rto, phases_s=out.timeline.phases(), active=plan.target)
-            self.progress(f"{name}: {plan.action} succeeded; RTO {out.timeline.rto:.3f}s")
-            if plan.promotion and plan.promotion.get("when") == "after_failback":
-                self._terraform_apply(plan, out, ev)  # after the RTO: traffic is already back
-            return
-        ev("validation_failed", reasons=out.validation.reasons)
-        out.errors.extend(out.validation.reasons)
-        if not svc.validation.rollback_on_failure:
-            out.status = "failed"
-            return
-        self._rollback(svc, applied, out, ev)
-
-    def _apply_steps(self, svc: Service, plan: Plan, out: Outcome, ev: Callable[..., Any]) -> list[PlanStep] | None:
-        """Apply the steps in order; on a failure, undo the applied ones and what the failed one wrote."""
-        applied: list[PlanStep] = []
-        out.steps = [{"step": s.index, "adapter": s.adapter, "description": s.description,
-                      "status": "noop" if not s.effective else "not_run"} for s in plan.steps]
-        for step in plan.steps:
-            if not step.effective:
-                continue
-            binding = svc.routing[step.index]
-            self.progress(f"{plan.service}: step {step.index + 1}: {step.description}")
-            try:
-                receipt = self.adapter(binding).apply(step.effective)
-            except AdapterError as exc:
-                out.errors.append(str(exc))
-                written = exc.written
-                out.steps[step.index].update(status="failed", error=str(exc),
-                                             written=None if written is None else [str(k) for k in written])
-                ev("step_failed", step=step.index, error=str(exc),
-                   written=None if written is None else [str(k) for k in written])
-                self._rollback(svc, applied, out, ev, failed=(step, written))
-                return None
-            applied.append(step)
-            out.steps[step.index]["status"] = "applied"
-            ev("step_applied", step=step.index, calls=receipt.calls, batches=receipt.batches,
-               changes=[c.to_dict() for c in step.effective])
-        return applied
-
-    def _validate(self, svc: Service, plan: Plan) -> ValidationResult:
-        res = ValidationResult(ok=True)
-        if svc.validation.read_back:
-            for step in plan.steps:
-                if not step.effective:
-                    continue
-                binding = svc.routing[step.index]
-                actual = self.adapter(binding).read([binding])
-                bad = read_back_mismatches(expected_after(list(step.effective)), actual)
-                res.read_back.append({"step": step.index, "ok": not bad, "mismatches": bad})
-                res.reasons.extend(f"read-back: {m}" for m in bad)
-        probes = self._validation_probes(svc, plan)
-        for label, spec in probes:
-            ok, results = self._probe_with_retries(svc, spec, label)
-            res.probes.append({"target": label, "ok": ok, "attempts": [r.to_dict() for r in results]})
-            if not ok:
-                res.reasons.append(f"probe of {label} failed after {len(results)} attempt(s): {results[-1].reason}")
-        res.ok = not res.reasons
-        return res
 
     def _validation_probes(self, svc: Service, plan: Plan) -> list[tuple[str, Any]]:
         out = []
@@ -516,65 +474,6 @@ class FailoverEngine:
         out.extend((f"check[{i}]", spec) for i, spec in enumerate(svc.validation.checks))
         return out
 
-    def _probe_with_retries(self, svc: Service, spec: Any, label: str) -> tuple[bool, list[Any]]:
-        from .probes import probe_once
-
-        det, val = svc.detection, svc.validation
-        return probe_until_ok(lambda: probe_once(spec, timeout=det.timeout, latency_limit=det.latency_limit,
-                                                 endpoint=label), val.attempts, val.interval)
-
-    def _rollback(self, svc: Service, steps: list[PlanStep], out: Outcome, ev: Callable[..., Any],
-                  failed: tuple[PlanStep, tuple[Any, ...] | None] | None = None) -> None:
-        """Undo what this run wrote, newest step first, then read back.
-
-        Restored: resources that hold what this run wrote, and every resource a failed step reports
-        as written (it may be in an intermediate state). A failed step that reports it wrote
-        nothing needs nothing. A resource in neither its before- nor its after-state that this run
-        did not write was changed by someone else since it was read: it is left as it is and
-        reported, never overwritten (the rollback is then not ``complete``).
-        """
-        todo: list[tuple[PlanStep, set[tuple[str, ...]] | None]] = [(s, None) for s in steps]
-        details: list[dict[str, Any]] = []
-        if failed is not None:
-            step, written = failed
-            if written is not None and not written:
-                details.append({"step": step.index, "ok": True, "problems": [], "left_as_is": [],
-                                "nothing_written": True})
-            else:
-                todo.append((step, None if written is None else {_ident(k) for k in written}))
-        self.progress(f"{out.service}: rolling back {len(todo)} step(s)")
-        failures: list[str] = []
-        left_all: list[str] = []
-        for step, written in reversed(todo):
-            detail = self._rollback_step(svc, step, written)
-            details.append(detail)
-            failures.extend(detail["problems"])
-            left_all.extend(detail["left_as_is"])
-        out.errors.extend(left_all)
-        out.rollback = {"ok": not failures, "complete": not failures and not left_all, "steps": details}
-        out.status = "rolled_back" if not failures else "rollback_failed"
-        for d in details:
-            if out.steps and d["step"] < len(out.steps):
-                out.steps[d["step"]]["rolled_back"] = d["ok"] and not d["left_as_is"]
-        ev(out.status, steps=details, errors=out.errors)
-
-    def _rollback_step(self, svc: Service, step: PlanStep, written: set[tuple[str, ...]] | None) -> dict[str, Any]:
-        binding = svc.routing[step.index]
-        ad = self.adapter(binding)
-        left: list[str] = []
-        try:
-            now = ad.read([binding])
-            ours = [c for c in step.changes
-                    if (written is not None and _ident(c.key) in written and not _holds(now.get(c.key), c.before))
-                    or (c in step.effective and _holds(now.get(c.key), c.after))]
-            left = [f"{c.key}: changed by someone else since it was read; left as is"
-                    for c in step.effective if c not in ours and not _holds(now.get(c.key), c.before)]
-            ad.apply([Change(c.key, now.get(c.key), c.before) for c in ours])
-            bad = read_back_mismatches(expected_before(ours), ad.read([binding])) if ours else []
-        except AdapterError as exc:
-            bad = [str(exc)]
-        return {"step": step.index, "ok": not bad, "problems": bad, "left_as_is": left}
-
     def _record_success(self, name: str, plan: Plan) -> None:
         st = self.store.load(name)
         st.last_switch_at = time.time()
@@ -585,73 +484,36 @@ class FailoverEngine:
 
     def _write_report(self, out: Outcome) -> None:
         d = self.state_dir / "reports"
-        d.mkdir(parents=True, exist_ok=True)
+        d.mkdir(parents=True, exist_ok=True, mode=0o700)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(out.started)) + f".{int(out.started % 1 * 1e6):06d}"
         path = d / f"{stamp}-{out.service}-{out.action}-{out.run_id}.json"
         out.report_path = str(path)
-        path.write_text(json.dumps(out.to_dict(), indent=2, default=str))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(out.to_dict(), indent=2, default=str))
 
     # ------------------------------------------------------------------ a whole region
     def region_plan(self, region: str) -> list[tuple[str, str | None, str]]:
-        """Which services must leave ``region``: (service, target endpoint or None, why).
+        """Which services must leave ``region``: (service, target endpoint or None, why); one
+        batched read and one probe round (see :mod:`failover_engine.region`)."""
+        from .region import region_plans
 
-        A service is affected when its active endpoint is in the region; its target is the first
-        healthy standby (then primary) outside the region. Services active elsewhere are listed
-        with target None and why they are left alone.
-        """
-        out = []
-        names = list(self.strategy.services)
-        observed = self.observe_many(names)
-        for name in names:
-            svc = self.strategy.services[name]
-            active = observed[name].active
-            in_region = [ep for ep in (active or {}) if svc.endpoint(ep).region == region]
-            if active is not None and not in_region:
-                out.append((name, None, f"active endpoint(s) {', '.join(active)} not in {region}"))
-                continue
-            if not any(ep.region == region for ep in svc.endpoints):
-                out.append((name, None, f"no endpoint in {region}"))
-                continue
-            verdicts = self.check(name)
-            outside = [ep for ep in svc.standbys + [svc.primary] if ep.region != region]
-            healthy = [ep.name for ep in outside if getattr(verdicts.get(ep.name), "health", "") == "healthy"]
-            target = (healthy or [ep.name for ep in outside] or [None])[0]
-            why = f"active in {region}" if active else "routing state unknown"
-            out.append((name, target, why if target else f"{why}; no endpoint outside {region}"))
-        return out
+        return region_plans(self, region)[0]
+
+    def region_plans(self, region: str) -> tuple[list[tuple[str, str | None, str]], list[Plan]]:
+        """The region dry run: every service's decision and the plans of those that move."""
+        from .region import region_plans
+
+        return region_plans(self, region)
 
     def run_region(self, region: str, *, apply: bool = False, force: bool = False,
-                   expect: dict[str, str] | None = None) -> list[Outcome]:
-        """Fail every service active in ``region`` over to another region, one service at a time,
-        each through :meth:`run` (its lock, safety rules, validation and rollback).
+                   expect: dict[str, str] | None = None, take_over: bool = False) -> "RegionOutcome":
+        """Fail every service active in ``region`` over to another region as ONE transaction (see
+        :mod:`failover_engine.region`). ``expect`` maps service -> confirmed plan fingerprint: a
+        service whose plan changed, or that was not in the confirmed region plan, is refused as stale."""
+        from .region import run_region
 
-        ``expect`` maps service -> confirmed plan fingerprint: a service whose plan changed, or
-        that was not in the confirmed region plan, is refused as stale (see :meth:`run`)."""
-        outcomes = []
-        for name, target, why in self.region_plan(region):
-            if target is None and expect is not None and name in expect:
-                out = Outcome(name, "switch", "refused", uuid.uuid4().hex[:12], reason=why)
-                out.errors = [f"stale plan: {name} was confirmed to leave {region}, but now: {why}; plan again"]
-                self.events.append("refused", name, run_id=out.run_id, reasons=out.errors, stale=True)
-                outcomes.append(out)
-                continue
-            if target is None:
-                refused = "no endpoint outside" in why
-                out = Outcome(name, "switch", "refused" if refused else "noop", uuid.uuid4().hex[:12], reason=why)
-                out.errors = [why] if refused else []
-                outcomes.append(out)
-                continue
-            if expect is not None and name not in expect:
-                out = Outcome(name, "switch", "refused", uuid.uuid4().hex[:12], reason="not in the confirmed plan")
-                out.errors = [f"stale plan: {name} must now leave {region} (to {target}) but was not in the "
-                              "confirmed region plan: plan again"]
-                self.events.append("refused", name, run_id=out.run_id, reasons=out.errors, stale=True)
-                outcomes.append(out)
-                continue
-            self.progress(f"region {region}: {name} -> {target}")
-            outcomes.append(self.run(name, "switch", target, apply=apply, force=force,
-                                     expect=None if expect is None else expect[name]))
-        return outcomes
+        return run_region(self, region, apply=apply, force=force, expect=expect, take_over=take_over)
 
     # ------------------------------------------------------------------ status
     def status(self, name: str, *, probe: bool = True, events: int = 10) -> dict[str, Any]:
@@ -668,4 +530,18 @@ class FailoverEngine:
             "verdicts": {n: {"health": v.health, "reason": v.reason} for n, v in verdicts.items()},
             "routing": obs.to_dict(), "state": st.to_dict(),
             "recent_events": self.events.read(name, limit=events),
+            "interrupted": self.interrupted(name),
         }
+
+    def interrupted(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Runs of the service (or of any) whose process died mid-run: journals left open with no
+        lock holder. ``failover recover``, the next apply and the monitor finish them."""
+        from .recovery import interrupted
+
+        return interrupted(self, name)
+
+    def recover(self, names: list[str] | None = None, *, apply: bool = False) -> list[dict[str, Any]]:
+        """Finish interrupted runs (see :mod:`failover_engine.recovery`); dry run unless ``apply``."""
+        from .recovery import recover
+
+        return recover(self, names, apply=apply)

@@ -55,6 +55,25 @@ class EventLog:
             os.close(fd)
         return record
 
+    def append_many(self, entries: list[tuple[str, str | None, dict[str, Any]]]) -> None:
+        """Append several events (event, service, fields) with one write and one fsync: a run over
+        many services logs each service's events without paying a disk flush for every line."""
+        if not entries:
+            return
+        now = time.time()
+        lines = []
+        for event, service, fields in entries:
+            record = {"ts": iso(now), "t": round(now, 6), "event": event, "service": service}
+            record.update(redact(fields))
+            lines.append(json.dumps(record, default=str, sort_keys=False) + "\n")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, "".join(lines).encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def read(self, service: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         out = [e for e in self._iter() if service is None or e.get("service") == service]
         return out[-limit:] if limit else out

@@ -24,6 +24,11 @@ class LockProvider(ABC):
     def hold(self, service: str, purpose: str) -> contextlib.AbstractContextManager[None]:
         """Context manager that holds the service's lock, or raises LockHeld at once."""
 
+    def is_held(self, service: str) -> bool:
+        """Whether some run holds the service's lock now (a journal left open by a run whose lock
+        is free belongs to a run that died). Providers that cannot tell say True (never guess dead)."""
+        return True
+
 
 class FileLock(LockProvider):
     def __init__(self, directory: str | Path):
@@ -49,6 +54,20 @@ class FileLock(LockProvider):
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
+    def is_held(self, service: str) -> bool:
+        path = self.directory / f"{service}.lock"
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing releases the probe's own lock
+        return False
 
     @staticmethod
     def _holder(path: Path) -> str:

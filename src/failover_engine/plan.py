@@ -98,6 +98,9 @@ class Plan:
     """Safety rules this plan breaks; applying it is refused unless forced."""
     promotion: Mapping[str, Any] | None = None
     """Pilot-light Terraform apply of this run: {when: before_traffic|after_failback, dir, vars}."""
+    blocks: tuple[str, ...] = field(default_factory=tuple)
+    """Refusals that ``force`` does not override: routing that matches no known assignment (edited
+    by hand, or left inconsistent). Only an explicit take-over (``take_over``) writes over it."""
 
     @property
     def is_noop(self) -> bool:
@@ -117,6 +120,7 @@ class Plan:
             "noop": self.is_noop,
             "warnings": list(self.warnings),
             "refusals": list(self.refusals),
+            "blocks": list(self.blocks),
             "steps": [s.to_dict() for s in self.steps],
             "promotion": _plain(dict(self.promotion)) if self.promotion else None,
             "fingerprint": self.fingerprint(),
@@ -149,6 +153,8 @@ class Plan:
             lines.append(f"  warning: {w}")
         for r in self.refusals:
             lines.append(f"  REFUSED unless forced: {r}")
+        for r in self.blocks:
+            lines.append(f"  REFUSED (force does not override; take over explicitly): {r}")
         if self.is_noop:
             lines.append("  no changes: the requested state already holds")
             return "\n".join(lines)

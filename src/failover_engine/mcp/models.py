@@ -130,3 +130,6 @@ class MonitorResult(BaseModel):
     state: dict[str, Any]
     recent_events: list[dict[str, Any]]
     metrics: dict[str, Any] = Field(description="runs, successes, last and median RTO, recent history")
+    interrupted: list[dict[str, Any]] = Field(
+        default_factory=list, description="runs of this service whose process died mid-run (journal left open); "
+        "the next trigger finishes them first (forward or back, per policy.recovery)")

@@ -83,13 +83,27 @@ def blast_radius(plans: list[Plan]) -> BlastRadius:
                        endpoints_in=ins, endpoints_out=outs)
 
 
+def _full_report(row: dict[str, Any]) -> dict[str, Any]:
+    """A region run's compact row, with the service's full report read from the state directory."""
+    path = row.get("report")
+    if isinstance(path, str):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                full = json.load(fh)
+            if isinstance(full, dict):
+                return full
+        except (OSError, ValueError):
+            pass
+    return {"service": row.get("service"), "status": row.get("status", "error"), "errors": row.get("errors") or []}
+
+
 def _service_outcome(report: dict[str, Any] | None, fallback_service: str, msg: str | None = None) -> ServiceOutcome:
     if not report:
         return ServiceOutcome(service=fallback_service, status="error", errors=[msg or "no result from the playbook"])
     tl = report.get("timeline") or {}
     plan = report.get("plan") or {}
     status = report.get("status", "error")
-    active = plan.get("target") if status == "succeeded" else plan.get("current")
+    active = plan.get("target") if status in ("succeeded", "unverified") else plan.get("current")
     return ServiceOutcome(service=report.get("service", fallback_service), status=status, active=active,
                           rto_s=tl.get("rto_s"), phases_s=tl.get("phases_s"), errors=report.get("errors") or [],
                           report=redact(report), report_path=report.get("report_path"))
@@ -161,11 +175,12 @@ class FailoverMcp:
                                     f"{cond.service} pass their probes now: no failure to act on (use kind manual "
                                     "to fail over anyway)")
         else:
-            moving = [(name, target) for name, target, _why in engine.region_plan(cond.region) if target]
-            if not moving:
+            decisions, region_plans = engine.region_plans(cond.region)
+            if not region_plans:
                 refusals.append(f"no service is active in {cond.region}, or none has an endpoint outside it")
-            for name, target in moving:
-                plans.append(engine.plan(name, "switch", target))
+            for plan in region_plans:
+                name = plan.service
+                plans.append(plan)
                 if cond.kind == "detected":
                     v = engine.check(name)
                     svc = engine.loaded.service(name)
@@ -261,8 +276,8 @@ class FailoverMcp:
         if cond.service is not None:
             outs.append(_service_outcome(res.get("report"), cond.service, res.get("msg")))
         else:
-            for rep in res.get("services") or []:
-                outs.append(_service_outcome(rep, rep.get("service", "?")))
+            for row in res.get("services") or []:
+                outs.append(_service_outcome(_full_report(row), row.get("service", "?")))
             if not outs:
                 outs = [_service_outcome(None, s, res.get("msg")) for s in services]
         errors = list(run.failed_tasks)
@@ -287,7 +302,7 @@ class FailoverMcp:
             service=service, strategy=st["strategy"], scope=st["scope"], primary=st["primary"], active=st["active"],
             failed_over=st["failed_over"], out_of_rotation=st["out_of_rotation"], verdicts=st["verdicts"],
             warnings=st["routing"].get("warnings", []), state=st["state"], recent_events=redact(st["recent_events"]),
-            metrics=metrics)
+            metrics=metrics, interrupted=st.get("interrupted", []))
 
 
 def _strategy_schema() -> dict[str, Any]:
