@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .engine import FailoverEngine, Outcome
+from .transaction import Request
 from .errors import FailoverError, StrategyError
 from .events import EventLog
 from .health import Health
@@ -187,13 +188,19 @@ class Monitor:
             self._reconciled_at = now
             self._reconcile(now)
         reports = self.exchange.collect(now)
-        for name in list(self.watches):
-            self._decide(name, reports, now)
+        self._batching = True
+        try:
+            for name in list(self.watches):
+                self._decide(name, reports, now)
+        finally:
+            self._batching = False
+            self._flush_submissions()
 
     def _reconcile(self, now: float) -> None:
         """Re-read the routing state of idle services (one batched read per adapter): a change
         made elsewhere, or a zonal shift that expired, is seen and acted on; a resource the adapter
         reports as ``expiring`` (a zonal shift past half its life) gets a run, which extends it."""
+        self._recover_interrupted()
         idle = [n for n, w in self.watches.items() if w.running is None]
         if not idle:
             return
@@ -291,13 +298,75 @@ class Monitor:
         self.log(f"{name}: {action} to {target} ({getattr(verdicts.get(about), 'reason', '')})")
         self._submit(name, action, target, verdicts=verdicts, stable_for=stable_for)
 
+    _batching = False
+
     def _submit(self, name: str, action: str, target: str | None, **run_kw: Any) -> None:
-        """Run the engine for ``name`` in a worker thread; the result comes back to the loop."""
-        watch = self.watches[name]
-        watch.running = self.pool.submit(self.engine.run, name, action, target, apply=True,  # type: ignore[arg-type]
-                                         **run_kw)
+        """Run the engine for ``name`` in a worker thread; the result comes back to the loop. Runs
+        decided in the same tick (a region going down) go together as ONE transaction."""
+        self.__dict__.setdefault("_pending", []).append((name, action, target, run_kw))
+        if not self._batching:
+            self._flush_submissions()
+
+    def _flush_submissions(self) -> None:
+        pending, self._pending = self.__dict__.get("_pending", []), []
+        if not pending:
+            return
         loop = asyncio.get_event_loop()
-        watch.running.add_done_callback(lambda f: loop.call_soon_threadsafe(self._run_done, name, action, f))
+        if len(pending) == 1:
+            name, action, target, run_kw = pending[0]
+            future = self.pool.submit(self.engine.run, name, action, target, apply=True,  # type: ignore[arg-type]
+                                      **run_kw)
+            futures = {name: future}
+        else:
+            futures = {name: concurrent.futures.Future() for name, _, _, _ in pending}
+            requests = [Request(name, action, target, run_kw.get("verdicts"), run_kw.get("stable_for"))  # type: ignore[arg-type]
+                        for name, action, target, run_kw in pending]
+            self.log(f"{len(requests)} services move in one transaction: {', '.join(r.service for r in requests)}")
+            self.pool.submit(self._run_together, requests, futures)
+        for name, action, _, _ in pending:
+            watch = self.watches[name]
+            watch.running = futures[name]
+            watch.running.add_done_callback(
+                lambda f, n=name, a=action: loop.call_soon_threadsafe(self._run_done, n, a, f))
+
+    def _run_together(self, requests: list[Request], futures: dict[str, concurrent.futures.Future[Any]]) -> None:
+        try:
+            outs = self.engine.run_many(requests, apply=True, kind="monitor")
+        except BaseException as exc:  # noqa: BLE001 - every waiting service hears of it
+            for f in futures.values():
+                f.set_exception(exc)
+            return
+        for out in outs:
+            futures[out.service].set_result(out)
+
+    def _recover_interrupted(self) -> None:
+        """Interrupted runs (a process died mid-apply) of idle services: finish them now."""
+        try:
+            found = self.engine.interrupted()
+        except (FailoverError, OSError) as exc:
+            self.events.append("monitor_read_error", None, error=str(exc))
+            return
+        names = sorted({s for j in found for s in j["pending"]
+                        if s in self.watches and self.watches[s].running is None})
+        for name in names:
+            self.log(f"{name}: an interrupted run was found; recovering it")
+            watch = self.watches[name]
+            watch.running = self.pool.submit(self.engine.recover, [name], apply=True)
+            loop = asyncio.get_event_loop()
+            watch.running.add_done_callback(lambda f, n=name: loop.call_soon_threadsafe(self._recovered, n, f))
+
+    def _recovered(self, name: str, fut: concurrent.futures.Future[Any]) -> None:
+        watch = self.watches.get(name)
+        if watch is None:
+            return
+        watch.running = None
+        try:
+            results = fut.result()
+        except Exception as exc:  # noqa: BLE001 - the next reconcile tries again
+            self.events.append("monitor_run_error", name, action="recover", error=str(exc))
+            return
+        self.log(f"{name}: recovery: {', '.join(r['status'] for r in results) or 'nothing to do'}")
+        self._read_active(name)
 
     @staticmethod
     def _incident_subject(svc: Any, action: str, watch: ServiceWatch, verdicts: dict[str, Any]) -> tuple[str, str]:
@@ -343,12 +412,12 @@ class Monitor:
         self.metrics.record_run(name, action, out)
         self.log(f"{name}: {action} {out.status}" + (f"; RTO {out.timeline.rto:.3f}s"
                                                     if out.timeline and out.timeline.rto else ""))
-        if out.status == "succeeded" and out.plan is not None:
+        if out.status in ("succeeded", "unverified") and out.plan is not None:
             watch.active = dict(out.plan.target)
             watch.last_attempt = None
         elif out.status == "refused" and watch.last_attempt and any("cooldown" in e for e in out.errors):
             self._retry_after_cooldown(name, watch)
-        elif out.status in ("rolled_back", "rollback_failed", "noop") and name in self.loaded.strategy.services:
+        elif out.status in ("rolled_back", "rollback_failed", "unknown", "noop") and name in self.loaded.strategy.services:
             self._read_active(name)
 
     def _retry_after_cooldown(self, name: str, watch: ServiceWatch) -> None:

@@ -490,21 +490,30 @@ def conflicts_of(exc: ConcurrentEditError) -> list[tuple[ResourceKey, Any, Any]]
 
 
 def _probe_specs(engine: "FailoverEngine", items: list[tuple[str, Any, str]]) -> dict[str, Any]:
-    """Probe (id, spec, service) items in one concurrent round with each service's detection settings."""
+    """Probe (id, spec, service) items in one concurrent round with each service's detection
+    settings; identical probes (spec, timeout, latency limit) run once for every item that has them."""
     import asyncio
 
     from .probes import probe_many
 
+    unique: dict[str, tuple[Any, float, float | None]] = {}
+    item_key: dict[str, str] = {}
+    for ident, spec, svc_name in items:
+        det = engine.loaded.service(svc_name).detection
+        key = f"{spec.model_dump_json()}|{det.timeout}|{det.latency_limit}"
+        unique.setdefault(key, (spec, det.timeout, det.latency_limit))
+        item_key[ident] = key
+
     async def go() -> dict[str, Any]:
         groups: dict[tuple[float, float | None], list[tuple[str, Any]]] = {}
-        for ident, spec, svc_name in items:
-            det = engine.loaded.service(svc_name).detection
-            groups.setdefault((det.timeout, det.latency_limit), []).append((ident, spec))
+        for key, (spec, timeout, latency) in unique.items():
+            groups.setdefault((timeout, latency), []).append((key, spec))
         parts = await asyncio.gather(*(probe_many(it, timeout=t, latency_limit=lat, concurrency=512)
                                        for (t, lat), it in groups.items()))
         return {k: r for part in parts for k, r in part.items()}
 
-    return asyncio.run(go()) if items else {}
+    got = asyncio.run(go()) if unique else {}
+    return {ident: got[key] for ident, key in item_key.items()}
 
 
 def restore(engine: "FailoverEngine", plans: dict[str, Any], *, ours: Callable[[ResourceKey, Attrs | None, Any], bool],
