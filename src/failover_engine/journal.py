@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .events import redact
-from .plan import Change, Plan, ResourceKey
+from .plan import Plan, ResourceKey
 
 
 def key_to_dict(key: ResourceKey) -> dict[str, Any]:
@@ -249,20 +249,15 @@ def open_journals(state_dir: str | Path, service: str | None = None) -> list[Jou
             if j.open and (service is None or service in j.pending_services)]
 
 
-def prune(state_dir: str | Path, keep: int = 200) -> None:
-    """Remove the oldest closed journals beyond ``keep`` (reports and events keep the history)."""
+def prune(state_dir: str | Path, keep: int = 500) -> None:
+    """Remove the oldest closed journals beyond ``keep`` (reports and events keep the history);
+    open ones are never removed. Cheap while there are fewer than ``keep`` files."""
+    d = Journal.directory(state_dir)
+    if not d.is_dir() or sum(1 for _ in d.glob("*.jsonl")) <= keep:
+        return
     closed = [j for j in journals(state_dir) if not j.open]
     for j in closed[:-keep] if keep else closed:
         try:
             j.path.unlink()
         except OSError:
             pass
-
-
-def change_list(plan: JournaledPlan, *, to: str) -> list[tuple[JournaledChange, dict[str, Any] | None]]:
-    """(resource, wanted state) of a journaled plan, ``to`` "after" or "before"."""
-    return [(c, c.after if to == "after" else c.before) for c in plan.changes]
-
-
-def as_change(c: JournaledChange, now: Any, wanted: Any) -> Change:
-    return Change(c.key, now, wanted)

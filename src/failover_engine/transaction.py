@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .errors import AdapterError, ConcurrentEditError, FailoverError
-from .journal import Journal
+from .journal import Journal, prune
 from .plan import Attrs, Change, Plan, ResourceKey
 from .validation import ValidationResult, read_back_mismatches
 
@@ -242,6 +242,7 @@ class Transaction:
             raise
         self.flush()
         self.journal.close({n: self.outcomes[n].status for n in movers})
+        prune(self.engine.state_dir)
 
     def _apply_groups(self, wave: int, groups: dict[str, _Group]) -> None:
         """A wave's groups at once (bounded); a group whose batch meets a concurrent edit is sent
