@@ -5,8 +5,9 @@ there is one, what to do about it.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 
 class FailoverError(Exception):
@@ -86,6 +87,10 @@ class AdapterError(FailoverError):
         # what apply() had already changed when it failed (ResourceKeys); None = not known.
         # The engine restores exactly these, even from an intermediate state.
         self.written: tuple[Any, ...] | None = None
+        # keys whose write was sent but whose answer was lost (connection reset, read timeout,
+        # 5xx after sending) and that a read could not confirm: the write may or may not have
+        # happened (and may still land). Never also in ``written``.
+        self.unknown: tuple[Any, ...] = ()
         where = f" [{resource}]" if resource else ""
         what = f" ({code})" if code else ""
         super().__init__(f"{self.adapter}{where}: {message}{what}")
@@ -113,6 +118,63 @@ class ElbError(AdapterError):
 
 class Elbv2Error(AdapterError):
     adapter = "elbv2"
+
+
+class ConcurrentEditError(AdapterError):
+    """A resource changed at the provider since it was read: our write was refused (or withheld)
+    and nothing of that batch was written; what the provider holds stays as it is.
+
+    ``key`` is the resource (a ResourceKey), ``expected`` the state the write was planned against
+    (attributes, or None for absent), ``found`` what the provider holds now (attributes, or None).
+    When several resources of the batch changed, ``conflicts`` holds every (key, expected, found);
+    ``key``/``expected``/``found`` are the first of them. ``code`` is always ``"ConcurrentEdit"``.
+
+    Each adapter raises its own subclass (:class:`Route53ConcurrentEditError`, ...), which is also
+    that adapter's error class, so ``except Route53Error`` still catches it and ``adapter`` names it.
+    """
+
+    code_name = "ConcurrentEdit"
+
+    def __init__(self, key: Any, expected: Any, found: Any, *,
+                 conflicts: Sequence[tuple[Any, Any, Any]] | None = None, detail: str = "",
+                 withheld: str = "Nothing in this batch was written"):
+        self.key = key
+        self.expected = _plain(expected)
+        self.found = _plain(found)
+        self.conflicts: tuple[tuple[Any, Any, Any], ...] = tuple(
+            (k, _plain(e), _plain(f)) for k, e, f in (conflicts or [(key, expected, found)]))
+        others = len(self.conflicts) - 1
+        more = f" (and {others} more resource(s) of the same batch)" if others > 0 else ""
+        note = f" ({detail})" if detail else ""
+        super().__init__(
+            f"concurrent edit: the resource changed since it was read{more}{note}: planned against "
+            f"{_show(self.expected)}, the provider now holds {_show(self.found)}. {withheld}, and the other "
+            "edit was left as it is. Re-plan from what is there now and apply again (the new plan takes "
+            "the resource over explicitly), or leave it to whoever edited it",
+            resource=str(key), code=self.code_name)
+
+
+def _plain(v: Any) -> Any:
+    """Attributes as plain, comparable data (a Mapping becomes a dict, tuples lists)."""
+    if v is None:
+        return None
+    return json.loads(json.dumps(v, default=lambda o: dict(o) if isinstance(o, Mapping) else list(o)))
+
+
+def _show(v: Any) -> str:
+    return "nothing (absent)" if v is None else json.dumps(v, sort_keys=True, separators=(", ", ": "))
+
+
+class Route53ConcurrentEditError(ConcurrentEditError, Route53Error):
+    adapter = "route53"
+
+
+class CloudDnsConcurrentEditError(ConcurrentEditError, CloudDnsError):
+    adapter = "clouddns"
+
+
+class TrafficManagerConcurrentEditError(ConcurrentEditError, TrafficManagerError):
+    adapter = "trafficmanager"
 
 
 class ProbeConfigError(FailoverError):

@@ -372,6 +372,11 @@ class Route53Connection(_Model):
     profile: str | None = None
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     propagation_timeout: Duration = 120.0
+    connect_timeout: Annotated[Duration, Field(gt=0)] = Field(
+        default=3.0, description="seconds to wait for a connection (and TLS handshake) to the API")
+    read_timeout: Annotated[Duration, Field(gt=0)] = Field(
+        default=10.0, description="seconds to wait for an answer on an open connection; a write whose "
+        "answer does not come in time is confirmed by reading, or reported as unknown")
 
 
 class CloudDnsConnection(_Model):
@@ -382,6 +387,11 @@ class CloudDnsConnection(_Model):
         default="default", description="default: google.auth.default(); anonymous: for a local emulator only")
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     propagation_timeout: Duration = 120.0
+    connect_timeout: Annotated[Duration, Field(gt=0)] = Field(
+        default=3.0, description="seconds to wait for a connection (and TLS handshake) to the API")
+    read_timeout: Annotated[Duration, Field(gt=0)] = Field(
+        default=10.0, description="seconds to wait for an answer on an open connection; a write whose "
+        "answer does not come in time is confirmed by reading, or reported as unknown")
 
 
 class TrafficManagerConnection(_Model):
@@ -394,6 +404,11 @@ class TrafficManagerConnection(_Model):
         "environment variable named by token_env_var (local emulators, CI)")
     token_env_var: str = "AZURE_ACCESS_TOKEN"
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    connect_timeout: Annotated[Duration, Field(gt=0)] = Field(
+        default=3.0, description="seconds to wait for a connection (and TLS handshake) to the API")
+    read_timeout: Annotated[Duration, Field(gt=0)] = Field(
+        default=10.0, description="seconds to wait for an answer on an open connection; a write whose "
+        "answer does not come in time is confirmed by reading, or reported as unknown")
 
 
 class ZonalShiftConnection(Route53Connection):
@@ -444,7 +459,8 @@ class FlapGuard(_Model):
 
 class Detection(_Model):
     interval: Duration = 5.0
-    timeout: Duration = 2.0
+    timeout: Duration = Field(default=2.0, description="a probe unanswered this long fails; default 2s, or "
+                              "the interval when that is shorter")
     failure_threshold: Annotated[int, Field(ge=1, le=100)] = 3
     recovery_threshold: Annotated[int, Field(ge=1, le=100)] = 2
     latency_limit: Duration | None = Field(
@@ -456,6 +472,14 @@ class Detection(_Model):
     error_rate: ErrorRateSignal | None = None
     min_dwell: Duration = Field(default=0.0, description="time a new health state must hold before acting")
     flap: FlapGuard = Field(default_factory=FlapGuard)
+
+    @model_validator(mode="after")
+    def _timeout_follows_interval(self) -> "Detection":
+        """An interval given without a timeout: the default timeout shrinks to fit it (a timeout
+        given explicitly is kept, and refused later if it exceeds the interval)."""
+        if "timeout" not in self.model_fields_set and self.timeout > self.interval:
+            object.__setattr__(self, "timeout", min(2.0, self.interval))
+        return self
 
 
 class Policy(_Model):

@@ -18,6 +18,19 @@ from failover_engine.lab.regions import RegionServer
 from failover_engine.monitor import Monitor
 
 
+@pytest.fixture(scope="session", autouse=True)
+def route53_as_aws() -> Iterator[None]:
+    """moto's Route 53 with AWS's change-batch semantics (tests/emulators/moto_route53.py): a
+    DELETE must match the record exactly, a CREATE needs it absent, a record set is its name, type
+    and SetIdentifier. moto's own checks accept mismatched DELETEs, delete by SetIdentifier across
+    names and refuse a repeated CREATE, so compare-and-swap writes could not be tested on it."""
+    from emulators import moto_route53
+
+    moto_route53.install()
+    yield
+    moto_route53.uninstall()
+
+
 @pytest.fixture(scope="module")
 def lab_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """One lab per test module (moto state is process-wide: one lab at a time)."""

@@ -24,7 +24,7 @@ from google.cloud import dns
 from emulators.clouddns import ApiError, CloudDnsEmulator
 from failover_engine.adapters.clouddns import CloudDnsAdapter, api as api_module
 from failover_engine.engine import FailoverEngine
-from failover_engine.errors import CloudDnsError
+from failover_engine.errors import CloudDnsConcurrentEditError, CloudDnsError, ConcurrentEditError
 from failover_engine.loader import load_strategy
 from failover_engine.model import CloudDnsConnection, CloudDnsEndpointBinding, CloudDnsRouting
 from failover_engine.plan import Change
@@ -230,36 +230,62 @@ def test_a_record_outside_its_zone_is_named_by_the_zone_lookup(emulator: CloudDn
     assert len(emulator.calls("GET", "/managedZones/shop")) >= 1
 
 
-def test_a_record_edited_since_the_read_fails_the_change_with_412(emulator: CloudDnsEmulator) -> None:
+def test_a_record_edited_since_the_read_is_a_concurrent_edit_naming_both_values(emulator: CloudDnsEmulator,
+                                                                                clouddns_sdk: Any) -> None:
+    """The exact deletion is Cloud DNS's compare-and-swap: an operator edits the record set with
+    the real SDK between our read and our change; the change fails whole (412), nothing of it is
+    written, and the adapter says which record set and both values."""
+    operator = clouddns_sdk  # google-api-python-client on the same emulator
     adapter, _ = make_adapter(emulator)
     b = binding()
+    other = binding(record="api.shop.example.")
     switch(adapter, b, "use1")
-    current = adapter.read([b])
-    # someone edits the record set between our read and our change
-    edited = {"name": RECORD, "type": "A", "ttl": 300, "rrdatas": A_VALUES}
-    emulator.apply_change(PROJECT, ZONE, deletions=[{**held(emulator)}], additions=[edited])
+    switch(adapter, other, "use1")
+    current = adapter.read([b, other])
+    operator.put(ZONE, {"name": RECORD, "type": "A", "ttl": 300, "rrdatas": A_VALUES})  # their edit
+    changes = [Change(k, current[k], v) for bb in (b, other) for k, v in adapter.desired(bb, {"usw2": 100}).items()]
+    posts = len(change_posts(emulator))
 
-    with pytest.raises(CloudDnsError) as exc:
-        adapter.apply([Change(k, current[k], v) for k, v in adapter.desired(b, {"usw2": 100}).items()])
+    with pytest.raises(CloudDnsConcurrentEditError) as exc:
+        adapter.apply(changes)
 
-    assert exc.value.code == "412 conditionNotMet"
-    assert "changed since it was read" in str(exc.value) and "re-plan" in str(exc.value)
-    assert held(emulator)["ttl"] == 300  # nothing changed: their edit stands
-    # re-planning from a fresh read succeeds
+    err = exc.value
+    assert isinstance(err, CloudDnsError) and isinstance(err, ConcurrentEditError) and err.code == "ConcurrentEdit"
+    assert err.key == adapter.key(b) and err.expected == {"ttl": 30, "values": A_VALUES}
+    assert err.found == {"ttl": 300, "values": A_VALUES} and err.written == () and err.unknown == ()
+    assert str(adapter.key(b)) in str(err) and '"ttl": 300' in str(err) and '"ttl": 30,' in str(err)
+    assert "412 conditionNotMet" in str(err) and "Nothing in this change was written" in str(err)
+    assert len(change_posts(emulator)) == posts + 1  # one attempt, not retried
+    assert operator.get(ZONE, RECORD) == {"name": RECORD, "type": "A", "ttl": 300, "rrdatas": A_VALUES}
+    assert operator.get(ZONE, "api.shop.example.")["rrdatas"] == A_VALUES  # the other record set: untouched
+    # re-planning from a fresh read takes the record set over explicitly
     switch(adapter, b, "usw2")
     assert held(emulator)["rrdatas"] == B_VALUES
 
 
-def test_a_record_created_since_the_read_fails_the_change_with_409(emulator: CloudDnsEmulator) -> None:
+def test_a_record_created_since_the_read_is_a_concurrent_edit(emulator: CloudDnsEmulator, clouddns_sdk: Any) -> None:
     adapter, _ = make_adapter(emulator)
     b = binding()
     current = adapter.read([b])
     theirs = {"name": RECORD, "type": "A", "ttl": 5, "rrdatas": ["203.0.113.1"]}
-    emulator.apply_change(PROJECT, ZONE, additions=[theirs])
-    with pytest.raises(CloudDnsError) as exc:
+    clouddns_sdk.put(ZONE, theirs)
+    with pytest.raises(CloudDnsConcurrentEditError) as exc:
         adapter.apply([Change(k, current[k], v) for k, v in adapter.desired(b, {"usw2": 100}).items()])
-    assert exc.value.code == "409 alreadyExists" and "already exists" in str(exc.value)
+    assert (exc.value.expected, exc.value.found) == (None, {"ttl": 5, "values": ["203.0.113.1"]})
+    assert "409 alreadyExists" in str(exc.value) and "nothing (absent)" in str(exc.value)
     assert held(emulator)["rrdatas"] == ["203.0.113.1"]
+
+
+def test_a_record_deleted_since_the_read_is_a_concurrent_edit(emulator: CloudDnsEmulator) -> None:
+    adapter, _ = make_adapter(emulator)
+    b = binding()
+    switch(adapter, b, "use1")
+    current = adapter.read([b])
+    emulator.apply_change(PROJECT, ZONE, deletions=[held(emulator)])
+    with pytest.raises(CloudDnsConcurrentEditError) as exc:
+        adapter.apply([Change(k, current[k], v) for k, v in adapter.desired(b, {"usw2": 100}).items()])
+    assert (exc.value.expected, exc.value.found) == ({"ttl": 30, "values": A_VALUES}, None)
+    assert held(emulator) is None
 
 
 @pytest.mark.parametrize("status", [429, 503])
@@ -283,6 +309,8 @@ def test_a_persisting_500_fails_after_max_attempts_and_changes_nothing(emulator:
     assert exc.value.code == "500 backendError" and "after 3 attempt(s)" in str(exc.value)
     assert len(change_posts(emulator)) == 3 and len(sleeps) == 2
     assert held(emulator)["rrdatas"] == A_VALUES
+    # a 5xx may come after the change was made: the read shows it was not, but it may still land
+    assert exc.value.written == () and exc.value.unknown == (adapter.key(b),)
 
 
 def test_a_change_whose_answer_was_lost_is_confirmed_by_reading(emulator: CloudDnsEmulator) -> None:

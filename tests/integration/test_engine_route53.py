@@ -130,7 +130,8 @@ def test_failover_flips_the_records_and_records_the_run(lab: Lab, make_engine, s
     assert recs[USE1]["ResourceRecords"] == [{"Value": "192.0.2.10"}]  # values untouched
     assert recs[USW2]["ResourceRecords"] == [{"Value": "198.51.100.10"}]
     assert {r["TTL"] for r in recs.values()} == {30}
-    assert len(calls) == 1 and len(calls[0]["ChangeBatch"]["Changes"]) == 2  # one atomic batch
+    assert len(calls) == 1  # one atomic batch: each record's exact before-record deleted, its after created
+    assert [c["Action"] for c in calls[0]["ChangeBatch"]["Changes"]] == ["DELETE", "DELETE", "CREATE", "CREATE"]
 
     rep = report(out)
     assert Path(out.report_path).parent == state_dir / "reports"
@@ -581,12 +582,12 @@ def test_confirmed_plan_runs_and_a_stale_one_is_refused_even_forced(lab: Lab, ma
 
 def test_region_run_refuses_services_outside_the_confirmed_plan(lab: Lab, make_engine, state_dir: Path) -> None:
     engine = make_engine()
-    outs = engine.run_region("us-east-1", apply=True, expect={})
+    outs = engine.run_region("us-east-1", apply=True, expect={}).services
     assert [(o.service, o.status) for o in outs] == [("shop", "refused")]
     assert "was not in the confirmed region plan" in outs[0].errors[0]
     assert roles(lab)[USE1] == "PRIMARY"
     fp = engine.plan("shop", "switch", "usw2").fingerprint()
-    outs = engine.run_region("us-east-1", apply=True, expect={"shop": fp})
+    outs = engine.run_region("us-east-1", apply=True, expect={"shop": fp}).services
     assert [(o.service, o.status) for o in outs] == [("shop", "succeeded")] and roles(lab) == FAILED_OVER
 
 
@@ -595,6 +596,6 @@ def test_region_run_refuses_a_confirmed_service_that_no_longer_needs_to_move(lab
     engine = make_engine()
     fp = engine.plan("shop", "switch", "usw2").fingerprint()
     assert engine.run("shop", "switch", "usw2", apply=True).status == "succeeded"
-    outs = engine.run_region("us-east-1", apply=True, expect={"shop": fp})
+    outs = engine.run_region("us-east-1", apply=True, expect={"shop": fp}).services
     assert [(o.service, o.status) for o in outs] == [("shop", "refused")]
     assert "stale plan" in outs[0].errors[0] and "not in us-east-1" in outs[0].errors[0]

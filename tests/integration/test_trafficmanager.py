@@ -23,7 +23,7 @@ from azure.core.exceptions import HttpResponseError
 
 from failover_engine.adapters.trafficmanager import TrafficManagerAdapter
 from failover_engine.engine import FailoverEngine
-from failover_engine.errors import TrafficManagerError
+from failover_engine.errors import TrafficManagerConcurrentEditError, TrafficManagerError
 from failover_engine.loader import load_strategy
 from failover_engine.model import TrafficManagerConnection, TrafficManagerEndpointBinding, TrafficManagerRouting
 from failover_engine.plan import Change
@@ -107,7 +107,8 @@ def test_priority_failover_promotes_the_standby_and_reads_back(em: Any) -> None:
     assert {n: (p["priority"], p["endpointStatus"]) for n, p in now.items()} == {
         "use1": (2, "Enabled"), "usw2": (1, "Enabled")}
     assert {n: p["target"] for n, p in now.items()} == {"use1": "use1.example.net", "usw2": "usw2.example.net"}
-    assert receipt.calls == 4  # one GET of the profile, three PATCHes
+    assert receipt.calls == 6  # three PATCHes, each after a GET showing the profile as expected
+    assert [r["method"] for r in em.requests[1:]] == ["GET", "PATCH"] * 3
     patches = [r for r in em.requests if r["method"] == "PATCH"]
     assert [r["body"] for r in patches] == [{"properties": {"priority": 1000}}, {"properties": {"priority": 1}},
                                             {"properties": {"priority": 2}}]  # only the managed property
@@ -187,17 +188,40 @@ def test_three_endpoints_hand_over_without_a_detour_and_leave_others_alone(em: A
     assert {n: p["priority"] for n, p in props(em).items()} == {"use1": 1, "usw2": 2, "euw1": 3, "legacy": 10}
 
 
-def test_apply_orders_from_what_holds_now_not_from_a_stale_plan(em: Any) -> None:
+def test_a_plan_whose_endpoint_moved_since_is_refused_as_a_concurrent_edit(em: Any) -> None:
     seed(em, use1={"priority": 1}, usw2={"priority": 2})
     ad, b = adapter(em), binding()
     changes = plan(ad, b, "usw2")
     raw = em.profile(SUB, RG, PROFILE)
     raw["properties"]["endpoints"][1]["properties"]["priority"] = 999  # someone moved usw2 meanwhile
     em.put_profile(SUB, RG, PROFILE, raw)
+    writes = len(em.writes())
 
-    ad.apply(changes)
+    with pytest.raises(TrafficManagerConcurrentEditError) as exc:
+        ad.apply(changes)
 
-    assert {n: p["priority"] for n, p in props(em).items()} == {"use1": 2, "usw2": 1}
+    err = exc.value
+    assert isinstance(err, TrafficManagerError) and err.code == "ConcurrentEdit"
+    assert err.key.name == "usw2" and err.expected == {"priority": 2, "endpoint_status": "Enabled"}
+    assert err.found == {"priority": 999, "endpoint_status": "Enabled"}
+    assert err.written == () and len(em.writes()) == writes  # nothing written
+    assert {n: p["priority"] for n, p in props(em).items()} == {"use1": 1, "usw2": 999}  # their edit stands
+
+
+def test_apply_orders_from_what_holds_now_around_endpoints_it_does_not_manage(em: Any) -> None:
+    """An endpoint outside the binding moved since the plan: not a conflict; the order of the
+    PATCHes is computed from what the profile holds now."""
+    seed(em, use1={"priority": 1}, usw2={"priority": 2}, legacy={"priority": 10})
+    ad, b = adapter(em), binding()
+    changes = plan(ad, b, "usw2")
+    raw = em.profile(SUB, RG, PROFILE)
+    raw["properties"]["endpoints"][2]["properties"]["priority"] = 1000  # the parking slot the plan would use
+    em.put_profile(SUB, RG, PROFILE, raw)
+
+    receipt = ad.apply(changes)
+
+    assert {n: p["priority"] for n, p in props(em).items()} == {"use1": 2, "usw2": 1, "legacy": 1000}
+    assert receipt.batches[0]["updates"][0] == {"endpoint": "use1", "set": {"priority": 999}}
 
 
 # --------------------------------------------------------------------------- errors, retries, credentials
@@ -244,15 +268,16 @@ def test_a_persisting_500_fails_after_max_attempts_and_the_sdk_does_not_retry_on
     assert ad.calls == 3 and len(em.requests) == 3 and len(sleeps) == 2  # one owner of retries
 
 
-def test_the_third_call_failing_once_is_retried_inside_an_apply(em: Any) -> None:
+def test_a_patch_failing_once_is_retried_inside_an_apply(em: Any) -> None:
     seed(em, use1={"priority": 1}, usw2={"priority": 2})
     ad = adapter(em)
     changes = plan(ad, binding(), "usw2")
-    em.fail_next(1, 503, after=2)  # GET, PATCH, then this PATCH answers 503 once
+    em.fail_next(1, 503, after=1, method="PATCH")  # the second PATCH answers 503 once
 
     receipt = ad.apply(changes)
 
-    assert receipt.calls == 5 and [r["method"] for r in em.requests[1:]] == ["GET", "PATCH", "PATCH", "PATCH", "PATCH"]
+    assert receipt.calls == 7 and [r["method"] for r in em.requests[1:]] == [
+        "GET", "PATCH", "GET", "PATCH", "PATCH", "GET", "PATCH"]
     assert {n: p["priority"] for n, p in props(em).items()} == {"use1": 2, "usw2": 1}
 
 
@@ -261,11 +286,13 @@ def test_a_failure_mid_apply_leaves_a_valid_profile_that_rolls_back(em: Any) -> 
     before = props(em)
     ad, b = adapter(em, max_attempts=2), binding()
     changes = plan(ad, b, "usw2")
-    em.fail_next(2, 500, after=2)  # the second PATCH fails on both attempts
+    em.fail_next(2, 500, after=1, method="PATCH")  # the second PATCH fails on both attempts
 
     with pytest.raises(TrafficManagerError) as exc:
         ad.apply(changes)
     assert exc.value.resource == f"{SCOPE}/ExternalEndpoints/usw2"
+    # use1 was parked (written); usw2's PATCH got 500s: it may or may not have been carried out
+    assert [k.name for k in exc.value.written] == ["use1"] and [k.name for k in exc.value.unknown] == ["usw2"]
     half = props(em)
     assert len({p["priority"] for p in half.values()}) == 2  # still valid: no shared priority
 

@@ -443,3 +443,50 @@ def test_credentials_that_cannot_be_refreshed_are_a_typed_error_and_bugs_are_not
     send, _ = scripted([TypeError("a bug of ours")])
     with pytest.raises(TypeError, match="a bug of ours"):
         a.call("list record sets", "z", send)
+
+
+# --------------------------------------------------------------------------- lost answers, timeouts
+def test_a_5xx_or_a_reset_may_have_been_carried_out_a_refused_connection_not():
+    a, _ = api(max_attempts=2)
+    send, _ = scripted([http_error(503, "backendError")])
+    with pytest.raises(CloudDnsError) as exc:
+        a.call("create change", "z", send)
+    assert a.last_lost and exc.value.answer_lost
+    refused = ConnectionRefusedError(111, "Connection refused")
+    refused.failover_not_sent = True  # as the adapter's httplib2 connections mark a failed connect
+    send, seen = scripted([refused])
+    with pytest.raises(CloudDnsError) as exc:
+        a.call("create change", "z", send)
+    assert not a.last_lost and not exc.value.answer_lost and len(seen) == 1  # never sent: not repeated
+    send, seen = scripted([ConnectionResetError(104, "Connection reset by peer"), {"id": "1"}])
+    assert a.call("create change", "z", send) == {"id": "1"} and len(seen) == 2  # a reset is repeated
+    assert a.last_lost
+
+
+def test_a_read_timeout_is_not_repeated_and_names_the_timeout():
+    a, sleeps = api(max_attempts=3)
+    send, seen = scripted([TimeoutError("timed out")])
+    with pytest.raises(CloudDnsError, match="no answer from Cloud DNS at dns.googleapis.com within read_timeout 10s"
+                       ) as exc:
+        a.call("create change", "z", send)
+    assert (exc.value.code, exc.value.answer_lost, len(seen), sleeps) == ("timeout", True, 1, [])
+
+
+def test_the_clients_take_the_connection_timeouts(monkeypatch):
+    import requests
+
+    conn = CloudDnsConnection(project="p", credentials="anonymous", endpoint_url="http://127.0.0.1:9",
+                              connect_timeout="1500ms", read_timeout=4)
+    a = CloudDnsApi(conn, sleep=lambda s: None)
+    a.records  # noqa: B018 - builds the discovery client (no request)
+    assert a._http.timeout == 4.0 and a._http.sends == 0
+    seen: dict = {}
+
+    def parent_request(self, method, url, **kw):  # what google-auth's session calls underneath
+        seen.update(kw)
+        raise ConnectionRefusedError(111, "no")
+
+    monkeypatch.setattr(requests.Session, "request", parent_request)
+    with pytest.raises(ConnectionRefusedError):
+        a.zones._http.request("GET", "http://127.0.0.1:9/x", timeout=60)  # google-cloud-core passes 60
+    assert seen["timeout"] == (1.5, 4.0)

@@ -220,6 +220,42 @@ def test_timeout_equal_to_interval_is_fine():
     assert semantic_problems(strategy(service(detection=Detection(interval=2, timeout=2)))) == []
 
 
+@pytest.mark.parametrize("interval, timeout", [("250ms", 0.25), ("1s", 1.0), ("2s", 2.0), ("5s", 2.0), ("1m", 2.0)])
+def test_the_default_timeout_follows_a_short_interval(interval, timeout):
+    """``interval: 250ms`` alone used to be refused ("timeout must not exceed interval") for the
+    2 s default timeout: the default now fits the interval."""
+    det = Detection(interval=interval)
+    assert det.timeout == pytest.approx(timeout)
+    assert semantic_problems(strategy(service(detection=det))) == []
+    assert "timeout" not in det.model_fields_set  # still a default: a dump without defaults leaves it out
+    assert Detection.model_validate(det.model_dump()).timeout == pytest.approx(timeout)
+
+
+def test_an_explicit_timeout_longer_than_the_interval_is_still_refused():
+    det = Detection(interval="250ms", timeout="1s")
+    assert det.timeout == 1.0
+    assert [(format_loc(loc), msg) for loc, msg in semantic_problems(strategy(service(detection=det)))] == [
+        ("services.web.detection.timeout", "timeout must not exceed interval")]
+
+
+@pytest.mark.parametrize("field", ["connect_timeout", "read_timeout"])
+@pytest.mark.parametrize("value", [0, "0s", -1])
+def test_connection_timeouts_must_be_positive(field, value):
+    with pytest.raises(ValidationError):
+        Route53Connection(**{field: value})
+
+
+def test_connection_timeouts_default_to_seconds_and_take_units():
+    from failover_engine.model import (ClassicElbConnection, CloudDnsConnection, Elbv2Connection,
+                                       TrafficManagerConnection, ZonalShiftConnection)
+
+    for conn in (Route53Connection(), ZonalShiftConnection(), ClassicElbConnection(), Elbv2Connection(),
+                 CloudDnsConnection(project="p"), TrafficManagerConnection(subscription_id="s")):
+        assert (conn.connect_timeout, conn.read_timeout) == (3.0, 10.0), conn
+    conn = Route53Connection(connect_timeout="500ms", read_timeout="1m")
+    assert (conn.connect_timeout, conn.read_timeout) == (0.5, 60.0)
+
+
 def test_connection_of_the_wrong_type_is_reported():
     # Only route53 connections exist today; build one that claims another type, as a future
     # adapter would, to check the cross-type rule.

@@ -16,8 +16,10 @@ from failover_engine.adapters.route53 import (
     RETRYABLE,
     Route53Adapter,
     fqdn,
+    same_attrs,
 )
-from failover_engine.errors import AdapterError, Route53Error
+from failover_engine.errors import (AdapterError, ConcurrentEditError, Route53ConcurrentEditError,
+                                    Route53Error)
 from failover_engine.model import Route53Connection, Route53EndpointBinding, Route53Routing
 from failover_engine.plan import Change, ResourceKey
 
@@ -199,7 +201,7 @@ def rec(name: str, values: list[str] | None = None, sid: str | None = None, zone
     return ResourceKey("route53", zone, name, "A", sid), attrs
 
 
-def upsert(i: int, values: list[str] | None = None, zone: str = ZONE) -> Change:
+def update(i: int, values: list[str] | None = None, zone: str = ZONE) -> Change:
     k, attrs = rec(f"r{i}.example.com.", values, zone=zone)
     return Change(k, {**attrs, "ttl": 30}, attrs)
 
@@ -207,6 +209,11 @@ def upsert(i: int, values: list[str] | None = None, zone: str = ZONE) -> Change:
 def delete(i: int, values: list[str] | None = None) -> Change:
     k, attrs = rec(f"r{i}.example.com.", values)
     return Change(k, attrs, None)
+
+
+def create(i: int, values: list[str] | None = None) -> Change:
+    k, attrs = rec(f"r{i}.example.com.", values)
+    return Change(k, None, attrs)
 
 
 def pair(name: str = "www.example.com.", to: str = "b") -> list[Change]:
@@ -219,19 +226,27 @@ def pair(name: str = "www.example.com.", to: str = "b") -> list[Change]:
 
 
 def weight_of(batch: list[dict]) -> int:
-    return sum(len(e["ResourceRecordSet"]["ResourceRecords"]) * (2 if e["Action"] == "UPSERT" else 1) for e in batch)
+    """ResourceRecord elements of a batch: DELETE and CREATE each count once per value."""
+    return sum(len(e["ResourceRecordSet"]["ResourceRecords"]) for e in batch)
 
 
-def test_two_changes_make_one_batch_with_full_record_sets():
+def chars_of(batch: list[dict]) -> int:
+    return sum(len(r["Value"]) for e in batch for r in e["ResourceRecordSet"]["ResourceRecords"])
+
+
+def test_an_update_is_the_delete_of_the_exact_before_record_and_the_create_of_the_after_record():
     changes = pair()
     out = Route53Adapter.batches_for(changes)
     assert list(out) == [ZONE]
     (batch,) = out[ZONE]
-    assert [e["Action"] for e in batch] == ["UPSERT", "UPSERT"]
+    assert [(e["Action"], e["ResourceRecordSet"]["SetIdentifier"], e["ResourceRecordSet"]["Failover"])
+            for e in batch] == [("DELETE", "a", "PRIMARY"), ("DELETE", "b", "SECONDARY"),
+                                ("CREATE", "a", "SECONDARY"), ("CREATE", "b", "PRIMARY")]
     assert batch[0]["ResourceRecordSet"] == {"Name": "www.example.com.", "Type": "A", "TTL": 60,
                                              "ResourceRecords": [{"Value": "192.0.2.1"}],
-                                             "SetIdentifier": "a", "Failover": "SECONDARY"}
-    assert batch[1]["ResourceRecordSet"]["Failover"] == "PRIMARY"
+                                             "SetIdentifier": "a", "Failover": "PRIMARY"}
+    assert batch[2]["ResourceRecordSet"] == {**batch[0]["ResourceRecordSet"], "Failover": "SECONDARY"}
+    assert "UPSERT" not in {e["Action"] for e in batch}
 
 
 def test_rrset_carries_weight_and_health_check():
@@ -239,18 +254,19 @@ def test_rrset_carries_weight_and_health_check():
     (batch,) = Route53Adapter.batches_for([Change(k, None, {"ttl": 60, "values": ["1.1.1.1"], "weight": 7,
                                                             "health_check_id": "hc"})])[ZONE]
     rrs = batch[0]["ResourceRecordSet"]
-    assert (rrs["Weight"], rrs["HealthCheckId"], rrs["SetIdentifier"]) == (7, "hc", "a")
+    assert (batch[0]["Action"], rrs["Weight"], rrs["HealthCheckId"], rrs["SetIdentifier"]) == ("CREATE", 7, "hc", "a")
 
 
 @pytest.mark.parametrize(
     "n, make, sizes",
     [
-        (1000, upsert, [500, 500]),   # UPSERT counts twice: 500 per batch
-        (500, upsert, [500]),         # exactly at the limit
-        (501, upsert, [500, 1]),
-        (1000, delete, [1000]),       # DELETE counts once
+        (1000, update, [1000, 1000]),  # DELETE + CREATE: two elements per single-value record
+        (500, update, [1000]),         # exactly at the limit
+        (501, update, [1000, 2]),
+        (1000, delete, [1000]),        # a DELETE alone counts once
         (1001, delete, [1000, 1]),
-        (250, lambda i: upsert(i, [f"192.0.2.{j}" for j in range(1, 5)]), [125, 125]),  # 4 values x 2
+        (1001, create, [1000, 1]),     # so does a CREATE
+        (250, lambda i: update(i, [f"192.0.2.{j}" for j in range(1, 5)]), [250, 250]),  # 4 values x 2
     ],
 )
 def test_batches_chunk_at_the_resource_record_limit(n, make, sizes):
@@ -259,30 +275,53 @@ def test_batches_chunk_at_the_resource_record_limit(n, make, sizes):
     assert all(weight_of(b) <= MAX_RECORDS_PER_BATCH for b in batches)
 
 
+def test_a_thousand_failover_pairs_are_four_full_batches_with_every_pair_whole():
+    """1,000 services, each a PRIMARY/SECONDARY pair flipping: 2,000 records, 4,000 elements."""
+    changes = [c for i in range(1000) for c in pair(f"svc{i:04d}.example.com.")]
+    batches = Route53Adapter.batches_for(changes)[ZONE]
+    assert [weight_of(b) for b in batches] == [1000, 1000, 1000, 1000]
+    assert [len(b) for b in batches] == [1000, 1000, 1000, 1000]
+    where: dict[str, set[int]] = {}
+    for i, b in enumerate(batches):
+        for e in b:
+            where.setdefault(e["ResourceRecordSet"]["Name"], set()).add(i)
+    assert len(where) == 1000 and all(len(w) == 1 for w in where.values())  # no pair split
+    actions = [(e["Action"], e["ResourceRecordSet"]["Name"], e["ResourceRecordSet"]["SetIdentifier"])
+               for b in batches for e in b]
+    assert sum(1 for a in actions if a[0] == "DELETE") == sum(1 for a in actions if a[0] == "CREATE") == 2000
+
+
 def test_a_failover_pair_is_never_split_across_batches():
-    # 499 single-value UPSERTs weigh 998; the pair (4) would cross 1000.
-    changes = [upsert(i) for i in range(499)] + pair()
+    # 499 single-value updates weigh 998; the pair (4) would cross 1000.
+    changes = [update(i) for i in range(499)] + pair()
     batches = Route53Adapter.batches_for(changes)[ZONE]
     assert len(batches) == 2
     where = [i for i, b in enumerate(batches) for e in b if e["ResourceRecordSet"]["Name"] == "www.example.com."]
-    assert len(where) == 2 and where[0] == where[1]
+    assert len(where) == 4 and len(set(where)) == 1
     assert all(weight_of(b) <= MAX_RECORDS_PER_BATCH for b in batches)
 
 
 def test_a_pair_whose_changes_are_far_apart_in_the_input_stays_together():
     first, second = pair()
-    changes = [first] + [upsert(i) for i in range(499)] + [second]
+    changes = [first] + [update(i) for i in range(499)] + [second]
     batches = Route53Adapter.batches_for(changes)[ZONE]
     where = {i for i, b in enumerate(batches) for e in b if e["ResourceRecordSet"]["Name"] == "www.example.com."}
     assert len(where) == 1
-    assert sum(len(b) for b in batches) == 501
+    assert sum(len(b) for b in batches) == 1002
+
+
+def test_a_record_too_large_for_one_batch_is_refused_before_any_call():
+    k, attrs = rec("big.example.com.", [f"10.0.{i // 250}.{i % 250}" for i in range(501)])
+    with pytest.raises(Route53Error) as exc:
+        Route53Adapter.batches_for([Change(k, {**attrs, "ttl": 30}, attrs)])
+    assert exc.value.code == "BatchTooLarge" and "1002 ResourceRecord elements" in str(exc.value)
 
 
 def test_noop_changes_produce_no_entries():
     k, attrs = rec("www.example.com.")
     assert Route53Adapter.batches_for([Change(k, attrs, dict(attrs)), Change(k, None, None)]) == {}
-    out = Route53Adapter.batches_for([Change(k, attrs, dict(attrs)), upsert(1)])
-    assert [e["ResourceRecordSet"]["Name"] for b in out[ZONE] for e in b] == ["r1.example.com."]
+    out = Route53Adapter.batches_for([Change(k, attrs, dict(attrs)), update(1)])
+    assert [e["ResourceRecordSet"]["Name"] for b in out[ZONE] for e in b] == ["r1.example.com."] * 2
 
 
 def test_delete_uses_the_before_state():
@@ -293,16 +332,47 @@ def test_delete_uses_the_before_state():
         "SetIdentifier": "a", "Failover": "SECONDARY"}}]
 
 
-def test_create_and_update_are_upserts_of_the_after_state():
+def test_create_is_a_create_of_the_after_state_only():
     k, attrs = rec("new.example.com.", ["203.0.113.6"])
     (batch,) = Route53Adapter.batches_for([Change(k, None, attrs)])[ZONE]
-    assert batch[0]["Action"] == "UPSERT" and batch[0]["ResourceRecordSet"]["ResourceRecords"] == [
-        {"Value": "203.0.113.6"}]
+    assert [e["Action"] for e in batch] == ["CREATE"]
+    assert batch[0]["ResourceRecordSet"]["ResourceRecords"] == [{"Value": "203.0.113.6"}]
+
+
+def test_the_delete_is_the_record_set_as_read_when_it_is_the_one_planned_against():
+    """Fields a plan does not show (here GeoLocation) stay in the DELETE, so that it matches
+    what Route 53 holds exactly."""
+    k = ResourceKey("route53", ZONE, "www.example.com.", "A", "a")
+    raw = {"Name": "www.example.com.", "Type": "A", "SetIdentifier": "a", "Failover": "PRIMARY", "TTL": 60,
+           "ResourceRecords": [{"Value": "192.0.2.1"}], "HealthCheckId": "hc-1",
+           "GeoLocation": {"CountryCode": "*"}}
+    before = Route53Adapter._attrs_of(raw)
+    assert before == {"ttl": 60, "values": ["192.0.2.1"], "failover": "PRIMARY", "health_check_id": "hc-1"}
+    change = Change(k, before, {**before, "failover": "SECONDARY"})
+    (batch,) = Route53Adapter.batches_for([change], {k: raw})[ZONE]
+    assert batch[0] == {"Action": "DELETE", "ResourceRecordSet": raw}
+    assert batch[0]["ResourceRecordSet"] is not raw  # a copy: the batch never aliases what was read
+    # a record set read for another plan (different values) is not used: rebuilt from `before`
+    other = {**raw, "TTL": 300}
+    (batch,) = Route53Adapter.batches_for([change], {k: other})[ZONE]
+    assert "GeoLocation" not in batch[0]["ResourceRecordSet"] and batch[0]["ResourceRecordSet"]["TTL"] == 60
+
+
+@pytest.mark.parametrize("raw", [
+    {"Name": "www.example.com.", "Type": "A", "SetIdentifier": "a", "Weight": 10, "TTL": 60,
+     "ResourceRecords": [{"Value": "192.0.2.1"}, {"Value": "192.0.2.2"}], "HealthCheckId": "hc"},
+    {"Name": "www.example.com.", "Type": "A", "SetIdentifier": "a", "Failover": "SECONDARY",
+     "AliasTarget": {"HostedZoneId": "Z2", "DNSName": "lb.example.net.", "EvaluateTargetHealth": True}},
+    {"Name": "www.example.com.", "Type": "A", "TTL": 0, "ResourceRecords": [{"Value": "192.0.2.1"}]},
+])
+def test_attrs_round_trip_to_the_record_set_route53_holds(raw):
+    k = Route53Adapter._key_of(ZONE, raw)
+    assert Route53Adapter._rrset(k, Route53Adapter._attrs_of(raw)) == raw
 
 
 def test_batches_are_per_zone():
-    out = Route53Adapter.batches_for([upsert(1, zone="ZA"), upsert(2, zone="ZB"), upsert(3, zone="ZA")])
-    assert {z: [len(b) for b in bs] for z, bs in out.items()} == {"ZA": [2], "ZB": [1]}
+    out = Route53Adapter.batches_for([update(1, zone="ZA"), update(2, zone="ZB"), update(3, zone="ZA")])
+    assert {z: [len(b) for b in bs] for z, bs in out.items()} == {"ZA": [4], "ZB": [2]}
 
 
 def test_deletes_chunk_at_the_value_character_limit():
@@ -311,12 +381,22 @@ def test_deletes_chunk_at_the_value_character_limit():
     assert [len(b) for b in batches] == [64, 6]
 
 
-def test_upserts_count_value_characters_twice():
+def test_updates_count_the_values_of_the_delete_and_of_the_create():
     value = "x" * 500
-    batches = Route53Adapter.batches_for([upsert(i, [value]) for i in range(40)])[ZONE]  # 20,000 chars, 40,000 counted
-    counted = [sum(len(r["Value"]) * (2 if e["Action"] == "UPSERT" else 1)
-                   for e in b for r in e["ResourceRecordSet"]["ResourceRecords"]) for b in batches]
-    assert all(c <= MAX_VALUE_CHARS_PER_BATCH for c in counted), counted
+    batches = Route53Adapter.batches_for([update(i, [value]) for i in range(40)])[ZONE]  # 40,000 chars sent
+    assert [chars_of(b) for b in batches] == [32000, 8000]
+    assert [len(b) for b in batches] == [64, 16]
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ({"ttl": 60, "values": ["1", "2"]}, {"ttl": 60, "values": ["2", "1"]}, True),
+    ({"ttl": 60, "values": ["1"]}, {"ttl": 61, "values": ["1"]}, False),
+    ({"ttl": 60, "values": ["1"], "failover": "PRIMARY"}, {"ttl": 60, "values": ["1"]}, False),
+    (None, None, True),
+    (None, {"ttl": 60, "values": ["1"]}, False),
+])
+def test_same_attrs_ignores_value_order_only(a, b, same):
+    assert same_attrs(a, b) is same
 
 
 # --------------------------------------------------------------------------- retries (fake boto3 client)
@@ -420,11 +500,24 @@ def test_an_unreachable_endpoint_names_it():
 
 
 # --------------------------------------------------------------------------- apply (fake client)
+def listing_of(changes: list[Change]) -> dict:
+    """A list_resource_record_sets answer holding every change's before-record."""
+    return {"IsTruncated": False, "ResourceRecordSets": [Route53Adapter._rrset(c.key, c.before) for c in changes
+                                                         if c.before is not None]}
+
+
 class FakeChangeClient:
-    def __init__(self, statuses: list[str] | None = None):
+    """Answers the pre-write read with ``records`` (a listing), accepts every batch."""
+
+    def __init__(self, statuses: list[str] | None = None, records: dict | None = None):
         self.batches: list[dict] = []
         self.statuses = list(statuses or ["INSYNC"])
-        self.polls = 0
+        self.records = records or {"IsTruncated": False, "ResourceRecordSets": []}
+        self.polls = self.reads = 0
+
+    def list_resource_record_sets(self, **kw):
+        self.reads += 1
+        return self.records
 
     def change_resource_record_sets(self, HostedZoneId, ChangeBatch):  # noqa: N803 - boto3 spelling
         self.batches.append({"zone": HostedZoneId, **ChangeBatch})
@@ -444,23 +537,42 @@ def test_apply_of_noops_makes_no_call():
     assert (receipt.calls, receipt.batches, client.batches) == (0, [], [])
 
 
-def test_apply_sends_one_batch_and_waits_for_insync():
-    client = FakeChangeClient(["PENDING", "INSYNC"])
+def test_apply_reads_then_sends_one_batch_and_waits_for_insync():
+    changes = pair()
+    client = FakeChangeClient(["PENDING", "INSYNC"], listing_of(changes))
     sleeps: list[float] = []
     a = Route53Adapter(client=client, sleep=sleeps.append)
-    receipt = a.apply(pair(), comment="drill")
+    receipt = a.apply(changes, comment="drill")
     assert len(client.batches) == 1 and client.batches[0]["Comment"] == "drill"
-    assert client.batches[0]["zone"] == ZONE and len(client.batches[0]["Changes"]) == 2
-    assert receipt.calls == 3  # one change + two polls
-    assert receipt.batches == [{"zone": ZONE, "changes": 2, "change_id": "/change/C1"}]
+    assert client.batches[0]["zone"] == ZONE and len(client.batches[0]["Changes"]) == 4
+    assert receipt.calls == 4  # the read just before writing, one change, two polls
+    assert receipt.batches == [{"zone": ZONE, "changes": 4, "change_id": "/change/C1"}]
     assert len(sleeps) == 1
 
 
+def test_a_record_edited_since_the_plan_is_refused_before_any_write():
+    changes = pair()
+    records = listing_of(changes)
+    records["ResourceRecordSets"][1]["TTL"] = 999  # someone edited b meanwhile
+    client = FakeChangeClient(records=records)
+    a = Route53Adapter(client=client, sleep=lambda s: None)
+    with pytest.raises(Route53ConcurrentEditError) as exc:
+        a.apply(changes)
+    err = exc.value
+    assert client.batches == [] and err.written == () and err.unknown == ()
+    assert isinstance(err, Route53Error) and isinstance(err, ConcurrentEditError) and err.code == "ConcurrentEdit"
+    assert err.key == changes[1].key and err.expected == dict(changes[1].before)
+    assert err.found == {**changes[1].before, "ttl": 999}
+    assert str(changes[1].key) in str(err) and '"ttl": 999' in str(err) and '"ttl": 60' in str(err)
+    assert "Nothing in this batch was written" in str(err) and "Re-plan" in str(err)
+
+
 def test_apply_times_out_with_a_typed_error():
-    client = FakeChangeClient(["PENDING"])
+    changes = pair()
+    client = FakeChangeClient(["PENDING"], listing_of(changes))
     a = Route53Adapter(Route53Connection(propagation_timeout=0), client=client, sleep=lambda s: None)
     with pytest.raises(Route53Error) as exc:
-        a.apply(pair())
+        a.apply(changes)
     assert (exc.value.code, exc.value.resource) == ("Timeout", ZONE)
     assert "still PENDING" in str(exc.value)
 
@@ -473,11 +585,14 @@ def test_a_5xx_answer_is_retried_like_throttling():
     assert a.calls == 2 and len(sleeps) == 1
 
 
-def test_the_sdk_client_does_not_retry_on_its_own():
+def test_the_sdk_client_does_not_retry_on_its_own_and_takes_the_connection_timeouts():
     """_call owns the retries; the boto3 client makes one attempt (no multiplied retries)."""
-    a = Route53Adapter(Route53Connection(endpoint_url="http://127.0.0.1:9", max_attempts=7))
-    cfg = a.client.meta.config.retries
-    assert cfg["mode"] == "standard" and cfg["total_max_attempts"] == 1
+    a = Route53Adapter(Route53Connection(endpoint_url="http://127.0.0.1:9", max_attempts=7,
+                                         connect_timeout="1500ms", read_timeout=4))
+    cfg = a.client.meta.config
+    assert cfg.retries["mode"] == "standard" and cfg.retries["total_max_attempts"] == 1
+    assert (cfg.connect_timeout, cfg.read_timeout) == (1.5, 4.0)
+    assert Route53Adapter(Route53Connection(endpoint_url="http://127.0.0.1:9")).client.meta.config.read_timeout == 10
 
 
 class ScriptedZoneClient(FakeRoute53Client):
@@ -506,14 +621,51 @@ def test_a_targeted_read_asks_for_the_record_sets_it_expects():
 
 
 def test_every_batch_is_sent_before_waiting_for_propagation():
-    changes = [upsert(i) for i in range(1000)]  # two batches in one zone
-    client = ScriptedZoneClient([{"ChangeInfo": {"Id": "/change/C1", "Status": "PENDING"}}])
-    client.get_change = lambda **kw: client._next("get_change", kw) or {"ChangeInfo": {"Status": "INSYNC"}}
-    client.outcomes = [{"ChangeInfo": {"Id": "/change/C1", "Status": "PENDING"}},
-                       {"ChangeInfo": {"Id": "/change/C2", "Status": "PENDING"}},
-                       {"ChangeInfo": {"Status": "INSYNC"}}]
+    changes = [update(i) for i in range(1000)]  # two batches in one zone
+    client = ScriptedZoneClient([listing_of(changes),
+                                 {"ChangeInfo": {"Id": "/change/C1", "Status": "PENDING"}},
+                                 {"ChangeInfo": {"Id": "/change/C2", "Status": "PENDING"}},
+                                 {"ChangeInfo": {"Status": "INSYNC"}}])
     a = Route53Adapter(Route53Connection(), client=client, sleep=lambda s: None)
     receipt = a.apply(changes)
     ops = [op for op, _ in client.requests]
-    assert ops == ["change_resource_record_sets", "change_resource_record_sets", "get_change", "get_change"]
-    assert receipt.calls == 4 and [b["change_id"] for b in receipt.batches] == ["/change/C1", "/change/C2"]
+    assert ops == ["list_resource_record_sets", "change_resource_record_sets", "change_resource_record_sets",
+                   "get_change", "get_change"]
+    assert receipt.calls == 5 and [b["change_id"] for b in receipt.batches] == ["/change/C1", "/change/C2"]
+
+
+def test_a_read_timeout_is_not_repeated_and_says_which_timeout():
+    from botocore.exceptions import ReadTimeoutError
+
+    client = ScriptedZoneClient([ReadTimeoutError(endpoint_url="http://127.0.0.1:9/")])
+    a = Route53Adapter(Route53Connection(max_attempts=3, read_timeout=3), client=client, sleep=lambda s: None)
+    with pytest.raises(Route53Error) as exc:
+        a.read([binding("failover", record="www.example.com.")])
+    assert exc.value.code == "ReadTimeout" and "within read_timeout 3s" in str(exc.value)
+    assert len(client.requests) == 1 and exc.value.answer_lost is True
+
+
+def test_a_connection_reset_on_a_read_is_retried():
+    from botocore.exceptions import ConnectionClosedError
+
+    listing = {"IsTruncated": False, "ResourceRecordSets": []}
+    client = ScriptedZoneClient([ConnectionClosedError(endpoint_url="http://127.0.0.1:9/"), listing])
+    a = Route53Adapter(Route53Connection(max_attempts=3), client=client, sleep=lambda s: None)
+    assert a.read([binding("simple", record="www.example.com.")]) == {key(): None}
+    assert len(client.requests) == 2
+
+
+def test_a_subset_of_a_name_is_found_on_a_server_that_cannot_page_inside_a_name():
+    """moto gives no NextRecordIdentifier: ask again from the same start for more items (it used to
+    ask for the same page forever)."""
+    def rrs(sid: str, role: str) -> dict:
+        return {"Name": "www.example.com.", "Type": "A", "TTL": 60, "SetIdentifier": sid, "Failover": role,
+                "ResourceRecords": [{"Value": "192.0.2.9"}]}
+    first = {"IsTruncated": True, "NextRecordName": "www.example.com.", "NextRecordType": "A",
+             "ResourceRecordSets": [rrs("a", "PRIMARY")]}
+    more = {"IsTruncated": False, "ResourceRecordSets": [rrs("a", "PRIMARY"), rrs("b", "SECONDARY")]}
+    client = ScriptedZoneClient([first, more])
+    a = Route53Adapter(Route53Connection(), client=client, sleep=lambda s: None)
+    assert a._read_zone(ZONE, {key("b")}) == {key("b"): rrs("b", "SECONDARY")}
+    assert [kw["MaxItems"] for _, kw in client.requests] == ["1", "4"]
+    assert all("StartRecordIdentifier" not in kw for _, kw in client.requests)

@@ -14,7 +14,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
+from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError, ServiceRequestError,
+                                   ServiceResponseError, ServiceResponseTimeoutError)
 from azure.mgmt.core.exceptions import ARMErrorFormat
 
 from failover_engine.adapters import adapter_class, make_adapter
@@ -380,6 +381,38 @@ def test_an_unreachable_service_is_retried_then_reported():
     with pytest.raises(TrafficManagerError, match="cannot reach Azure Resource Manager after 3 attempt") as exc:
         ad._call("profiles.get", SCOPE, fn)
     assert (exc.value.code, ad.calls, len(sleeps)) == ("ServiceUnreachable", 3, 2)
+
+
+def test_an_unreachable_service_wrote_nothing_but_a_lost_answer_may_have():
+    ad, _ = make(max_attempts=2)
+    fn, _ = scripted([ServiceRequestError("connection refused")])
+    with pytest.raises(TrafficManagerError) as exc:
+        ad._call("endpoints.update", SCOPE, fn)
+    assert exc.value.answer_lost is False  # never sent
+    fn, _ = scripted([ServiceResponseError("connection reset by peer")])
+    with pytest.raises(TrafficManagerError) as exc:
+        ad._call("endpoints.update", SCOPE, fn)
+    assert exc.value.answer_lost is True  # sent, its answer lost
+    fn, _ = scripted([http_error(503, "ServiceUnavailable")])
+    with pytest.raises(TrafficManagerError) as exc:
+        ad._call("endpoints.update", SCOPE, fn)
+    assert exc.value.answer_lost is True  # a 5xx may come after the write
+
+
+def test_a_read_timeout_is_not_repeated_and_names_the_timeout():
+    ad, sleeps = make(max_attempts=3)
+    fn, seen = scripted([ServiceResponseTimeoutError("read timed out")])
+    with pytest.raises(TrafficManagerError, match="no answer from Azure Resource Manager within read_timeout 10s") as exc:
+        ad._call("endpoints.update", SCOPE, fn)
+    assert (exc.value.code, exc.value.answer_lost, len(seen), sleeps) == ("ReadTimeout", True, 1, [])
+
+
+def test_the_client_takes_the_connection_timeouts(monkeypatch):
+    monkeypatch.setenv("TM_UNIT_TOKEN", "t")
+    conn = TrafficManagerConnection(subscription_id="s", credentials="token_env", token_env_var="TM_UNIT_TOKEN",
+                                    endpoint_url="https://127.0.0.1:9", connect_timeout="1500ms", read_timeout=4)
+    transport = TrafficManagerAdapter(conn).client._client._pipeline._transport
+    assert (transport.connection_config.timeout, transport.connection_config.read_timeout) == (1.5, 4.0)
 
 
 def test_a_credential_without_a_token_is_a_clear_error():

@@ -17,27 +17,46 @@ disabled, an endpoint in the way of a priority is first parked on a free priorit
 Priority profile the endpoint answering DNS goes from the old one straight to the new one (the
 hand-over is one PATCH; with two endpoints: park the old primary, promote the standby, put the
 old primary behind it).
-``ATOMIC_BATCH`` is therefore not declared. The profile is read again just before writing, so
-the order is computed from what Azure holds, not from a plan that may be minutes old.
+``ATOMIC_BATCH`` is therefore not declared.
+
+Writes are checked, never blind. Traffic Manager has no compare-and-swap for endpoints: the ARM
+resources carry no ``etag`` and the SDK (azure-mgmt-trafficmanager 2.0.0, api-version 2026-09-01)
+has neither an ``etag`` field nor an ``If-Match`` parameter on profiles or endpoints, so an
+``If-Match`` header would not be honoured. Instead the profile is read just before writing: an
+endpoint whose managed attributes no longer hold the change's ``before`` was edited since the plan,
+and the apply is refused (:class:`~failover_engine.errors.TrafficManagerConcurrentEditError`,
+nothing written in that profile). The profile is read again just before each further PATCH and
+every endpoint of the binding compared with the state this apply put it in (a parked priority,
+say); a difference stops the sequence there (the PATCHes before it are in ``written``, each one a
+valid intermediate state). The remaining window: an edit that lands between that GET and the
+PATCH after it (one round trip, tens of milliseconds) is not seen, and the PATCH, which sets only
+the managed properties, overwrites those properties of that one endpoint.
+
+Profiles are independent: their sequences run in parallel (up to :data:`PROFILE_CONCURRENCY` at
+a time), each one serial. A PATCH whose answer was lost (5xx, reset, read timeout on the last
+attempt) is reported in the error's ``unknown``, not in ``written``.
 """
 from __future__ import annotations
 
 import email.utils
 import os
 import random
+import threading
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
 
-from ..errors import TrafficManagerError
+from ..errors import TrafficManagerConcurrentEditError, TrafficManagerError
 from ..model import TrafficManagerConnection, TrafficManagerRouting
 from ..plan import Assignment, Attrs, Change, ResourceKey
 from .base import Adapter, ApplyReceipt, Capability
 
 MAX_RETRY_AFTER = 60.0   # longest Retry-After honoured; a longer one fails the call at once
 MAX_BACKOFF = 20.0
+PROFILE_CONCURRENCY = 8  # profiles written at the same time (each profile's PATCHes stay in order)
 RETRYABLE_CODES = {"TooManyRequests", "RetryableError", "AnotherOperationInProgress"}  # besides 429 and 5xx
 PRIORITY_MAX = 1000      # priorities and weights are 1-1000 (API rule)
 REST_NAMES = {"priority": "priority", "weight": "weight", "endpoint_status": "endpointStatus"}
@@ -295,6 +314,7 @@ class TrafficManagerAdapter(Adapter):
         self._client = client
         self._sleep = sleep
         self.calls = 0
+        self._lock = threading.Lock()  # calls, and what apply() records, from parallel profiles
         self._bound: dict[str, set[tuple[str, str]]] = defaultdict(set)  # profile -> (type, name) bound
 
     # ------------------------------------------------------------------ client and retries
@@ -317,7 +337,7 @@ class TrafficManagerAdapter(Adapter):
             else:
                 cred = DefaultAzureCredential()
             kwargs: dict[str, Any] = {"retry_total": 0,  # _call owns the retries: bounded, counted, not multiplied
-                                      "connection_timeout": 10, "read_timeout": 60}
+                                      "connection_timeout": conn.connect_timeout, "read_timeout": conn.read_timeout}
             if conn.ca_bundle:
                 kwargs["connection_verify"] = conn.ca_bundle
             self._client = TrafficManagerManagementClient(cred, conn.subscription_id,
@@ -327,13 +347,16 @@ class TrafficManagerAdapter(Adapter):
 
     def _call(self, op: str, resource: str, fn: Callable[..., Any], *args: Any) -> Any:
         """One API call with bounded retries: 429 after its Retry-After, 5xx and transport errors
-        with jittered backoff; every attempt is counted in ``calls``."""
+        with jittered backoff (a read timeout is not repeated); every attempt is counted in
+        ``calls``. The error raised says in ``answer_lost`` whether the request may have been
+        carried out (sent, and its answer lost)."""
         from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError, ServiceRequestError,
-                                           ServiceResponseError)
+                                           ServiceResponseError, ServiceResponseTimeoutError)
 
         attempts = self.connection.max_attempts
         for attempt in range(1, attempts + 1):
-            self.calls += 1
+            with self._lock:
+                self.calls += 1
             backoff = min(MAX_BACKOFF, 0.2 * 2 ** attempt) * random.uniform(0.5, 1.0)
             try:
                 return fn(*args)
@@ -354,15 +377,22 @@ class TrafficManagerAdapter(Adapter):
                     if attempt < attempts:
                         self._sleep(wait if wait is not None else backoff)
                         continue
-                    raise self._error(op, resource, exc, f" (gave up after {attempts} attempt(s))") from None
+                    raise _lost(self._error(op, resource, exc, f" (gave up after {attempts} attempt(s))"),
+                                status >= 500) from None
                 raise self._error(op, resource, exc) from None
+            except ServiceResponseTimeoutError:
+                where = self.connection.endpoint_url or "Azure Resource Manager"
+                raise _lost(TrafficManagerError(
+                    f"{op}: no answer from {where} within read_timeout {self.connection.read_timeout:g}s",
+                    resource=resource, code="ReadTimeout"), True) from None
             except (ServiceRequestError, ServiceResponseError) as exc:
                 if attempt < attempts:
                     self._sleep(backoff)
                     continue
                 where = self.connection.endpoint_url or "Azure Resource Manager"
-                raise TrafficManagerError(f"{op}: cannot reach {where} after {attempts} attempt(s): "
-                                          f"{_first_line(exc)}", resource=resource, code="ServiceUnreachable") from None
+                raise _lost(TrafficManagerError(f"{op}: cannot reach {where} after {attempts} attempt(s): "
+                                                f"{_first_line(exc)}", resource=resource, code="ServiceUnreachable"),
+                            isinstance(exc, ServiceResponseError)) from None
         raise AssertionError("unreachable")
 
     def _error(self, op: str, resource: str, exc: Any, note: str = "") -> TrafficManagerError:
@@ -497,26 +527,59 @@ class TrafficManagerAdapter(Adapter):
                     "this adapter changes existing endpoints only: create it in the profile first",
                     resource=f"{c.key.scope}/{c.key.type}/{c.key.name}", code="EndpointMissing")
             by_profile[c.key.scope].append(c)
+        if not by_profile:
+            return receipt
+        _ = self.client  # built once, before any thread uses it
         written: list[ResourceKey] = []
-        try:
-            for scope, group in by_profile.items():
-                receipt.batches.append(self._apply_profile(scope, group, written))
-        except TrafficManagerError as exc:
-            exc.written = tuple(written)  # ordered PATCHes: some may be in, in an intermediate state
-            raise
+        unknown: list[ResourceKey] = []
+        failed = threading.Event()  # a profile failed: start no other
+
+        def one(scope: str) -> dict[str, Any] | BaseException | None:
+            if failed.is_set():
+                return None
+            try:
+                return self._apply_profile(scope, by_profile[scope], written, unknown)
+            except TrafficManagerError as exc:
+                failed.set()
+                return exc
+
+        scopes = list(by_profile)
+        if len(scopes) == 1:
+            results = [one(scopes[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=min(PROFILE_CONCURRENCY, len(scopes)),
+                                    thread_name_prefix="trafficmanager-apply") as pool:
+                results = list(pool.map(one, scopes))
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            err = errors[0]  # the first failed profile, in the order of the changes
+            err.written = tuple(written)  # type: ignore[attr-defined]
+            err.unknown = tuple(unknown)  # type: ignore[attr-defined]
+            raise err
+        receipt.batches.extend(r for r in results if isinstance(r, dict))
         receipt.calls = self.calls - start
         return receipt
 
-    def _apply_profile(self, scope: str, changes: list[Change], written: list[ResourceKey]) -> dict[str, Any]:
+    def _apply_profile(self, scope: str, changes: list[Change], written: list[ResourceKey],
+                       unknown: list[ResourceKey]) -> dict[str, Any]:
+        """One profile: read, refuse if the plan's endpoints changed since, then the ordered PATCHes,
+        each after a read that shows the profile as this apply left it."""
         method, endpoints = self._get_profile(scope)
         by_key = {(c.key.type.lower(), c.key.name.lower()): c for c in changes}
         missing = [f"{c.key.name} ({c.key.type})" for k, c in by_key.items() if k not in endpoints]
         if missing:
             raise TrafficManagerError(f"no endpoint(s) {', '.join(missing)} in the profile", resource=scope,
                                       code="EndpointMissing")
+        conflicts = [(c.key, c.before, {a: endpoints[k][a] for a in (c.before or {})})
+                     for k, c in by_key.items() if {a: endpoints[k][a] for a in (c.before or {})} != dict(c.before or {})]
+        if conflicts:
+            key, expected, found = conflicts[0]
+            raise TrafficManagerConcurrentEditError(key, expected, found, conflicts=conflicts,
+                                                    detail="seen when reading the profile just before writing")
         current = {e["name"]: EndpointState(e["priority"], e["weight"], e["endpoint_status"])
                    for e in endpoints.values()}
         types = {e["name"]: e["type"] for e in endpoints.values()}
+        keys = {endpoints[k]["name"]: c.key for k, c in by_key.items()}
         # endpoints bound to a service but not changing may step aside and come back (see order_updates)
         wanted: dict[str, dict[str, Any]] = {endpoints[k]["name"]: {} for k in self._bound[scope] if k in endpoints}
         wanted.update({endpoints[k]["name"]: dict(c.after or {}) for k, c in by_key.items()})
@@ -525,13 +588,44 @@ class TrafficManagerAdapter(Adapter):
         except OrderingError as exc:
             raise TrafficManagerError(str(exc), resource=scope, code="InvalidTargetState") from None
         rg, _, profile = scope.partition("/")
-        for name, attrs in steps:
-            etype = types[name]
+        state = dict(current)  # the profile as this apply leaves it, PATCH after PATCH
+        for i, (name, attrs) in enumerate(steps):
+            key = keys.get(name) or ResourceKey("trafficmanager", scope, name, types[name])
+            if i:
+                self._check_as_left(scope, {n: state[n] for n in wanted}, keys, types)
             body = {"properties": {REST_NAMES[k]: v for k, v in attrs.items()}}
-            self._call("endpoints.update", f"{scope}/{etype}/{name}", self.client.endpoints.update,
-                       rg, profile, etype, name, body)
-            written.append(ResourceKey("trafficmanager", scope, name, etype))
+            try:
+                self._call("endpoints.update", f"{scope}/{types[name]}/{name}", self.client.endpoints.update,
+                           rg, profile, types[name], name, body)
+            except TrafficManagerError as exc:
+                if getattr(exc, "answer_lost", False):
+                    with self._lock:
+                        unknown.append(key)
+                raise
+            state[name] = replace(state[name], **attrs)
+            with self._lock:
+                written.append(key)
         return {"profile": scope, "updates": [{"endpoint": n, "set": a} for n, a in steps]}
+
+    def _check_as_left(self, scope: str, expected: dict[str, EndpointState], keys: dict[str, ResourceKey],
+                       types: dict[str, str]) -> None:
+        """Read the profile again: every bound endpoint must be as this apply left it."""
+        _, endpoints = self._get_profile(scope)
+        now = {e["name"]: EndpointState(e["priority"], e["weight"], e["endpoint_status"]) for e in endpoints.values()}
+        conflicts = [(keys.get(n) or ResourceKey("trafficmanager", scope, n, types[n]), asdict(want),
+                      asdict(now[n]) if n in now else None)
+                     for n, want in expected.items() if now.get(n) != want]
+        if conflicts:
+            key, want, found = conflicts[0]
+            raise TrafficManagerConcurrentEditError(
+                key, want, found, conflicts=conflicts, detail="seen when reading the profile before the next PATCH",
+                withheld="Nothing more was written (the PATCHes before, in `written`, each left a valid profile)")
+
+
+def _lost(exc: TrafficManagerError, lost: bool) -> TrafficManagerError:
+    """Mark whether the failed request's answer was lost after sending (it may have been carried out)."""
+    exc.answer_lost = lost  # type: ignore[attr-defined]
+    return exc
 
 
 def _retry_after(response: Any) -> float | None:

@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 from typing import Any, Callable, Sequence
 
-from ...errors import CloudDnsError
+from ...errors import CloudDnsConcurrentEditError, CloudDnsError
 from ...model import CloudDnsConnection, CloudDnsRouting
 from ...plan import Assignment, Attrs, Change, ResourceKey
 from ..base import Adapter, ApplyReceipt, Capability
@@ -222,15 +222,37 @@ class CloudDnsAdapter(Adapter):
                 self._seen[c.key] = rrs
 
     def _create(self, zone: str, body: dict[str, Any], members: list[Change]) -> dict[str, Any]:
+        """Create one change. When it fails, find out by reading what happened: a change whose
+        answer was lost and that holds (every record set in its after-state) is done; a refusal
+        because a record set changed since it was read is a concurrent edit."""
         try:
             return self.api.create_change(zone, body)
         except CloudDnsError as exc:
-            # a change retried after a lost answer (5xx) fails its own precondition when the first
-            # try went through: confirm by reading before calling it a failure
-            if getattr(exc, "status", None) in PRECONDITION_FAILED and self.api.last_attempts > 1:
-                now = {k: attrs_of(r) for k, r in self._read_zone(zone, {c.key for c in members}).items()}
-                if all(now.get(c.key) == (dict(c.after) if c.after is not None else None) for c in members):
-                    return {"id": None, "status": "done", "confirmed_by_read": True}
+            lost, refused = self.api.last_lost, getattr(exc, "status", None) in PRECONDITION_FAILED
+            if not lost and not refused:
+                raise  # refused as a whole (permissions, quota, a bad record set): nothing written
+            keys = {c.key for c in members}
+            try:
+                now = {k: attrs_of(r) for k, r in self._read_zone(zone, keys).items()}
+            except CloudDnsError:
+                if lost:
+                    exc.unknown = tuple(sorted(keys))
+                raise exc from None
+            if all(now.get(c.key) == _plain(c.after) for c in members):
+                # our earlier attempt landed and its answer was lost (httplib2 may resend on its own,
+                # unseen), or the zone already holds exactly this change: either way it is done
+                return {"id": None, "status": "done", "confirmed_by_read": True}
+            if lost:
+                exc.unknown = tuple(sorted(keys))
+            conflicts = [(c.key, c.before, now.get(c.key)) for c in members if now.get(c.key) != _plain(c.before)]
+            if refused and conflicts:
+                key, expected, found = conflicts[0]
+                edit = CloudDnsConcurrentEditError(
+                    key, expected, found, conflicts=conflicts, detail=f"Cloud DNS refused the change: {exc.code}",
+                    withheld="Whether an earlier attempt of this change landed is unknown" if lost
+                    else "Nothing in this change was written")
+                edit.unknown = exc.unknown
+                raise edit from None
             raise
 
     def _wait_done(self, zone: str, change_id: str) -> None:
@@ -247,3 +269,7 @@ class CloudDnsAdapter(Adapter):
             self._sleep(delay)
             waited += delay
             delay = min(5.0, delay * 2)
+
+
+def _plain(attrs: Attrs | None) -> dict[str, Any] | None:
+    return None if attrs is None else dict(attrs)
