@@ -487,6 +487,9 @@ class Policy(_Model):
     cooldown: Duration = 300.0
     failback: Literal["automatic", "manual"] = "manual"
     failback_stable_period: Duration = 600.0
+    recovery: Literal["forward", "back"] = Field(
+        default="forward", description="an interrupted run (its process died mid-apply) is finished: forward to "
+        "its target when the target passes its probes, else back to the before-state (back: always back)")
 
 
 class Validation(_Model):
