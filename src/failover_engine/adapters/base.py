@@ -10,7 +10,8 @@ resource. An implementation declares its capabilities and implements five hooks:
 * :meth:`Adapter.active_of` (pure) - which endpoints take traffic given resources' attributes.
 * :meth:`Adapter.read` (I/O) - current attributes of the resources of many bindings, batched.
 * :meth:`Adapter.apply` (I/O) - make changes; batched and atomic per provider scope where the
-  API allows; idempotent; returns the provider calls made.
+  API allows; compare-and-swap where the API allows (never over a resource edited since it was
+  read); idempotent; returns the provider calls made.
 """
 from __future__ import annotations
 
@@ -86,4 +87,11 @@ class Adapter(ABC):
 
     @abstractmethod
     def apply(self, changes: Sequence[Change]) -> ApplyReceipt:
-        """Make ``changes`` (no-op changes must cost no call). Raise an AdapterError on failure."""
+        """Make ``changes`` (no-op changes must cost no call). Raise an AdapterError on failure.
+
+        Never a blind overwrite (Route 53, Cloud DNS, Traffic Manager; the zone adapters do not check
+        yet): a resource that no longer holds its change's ``before`` was edited by someone else
+        since it was read; leave it as it is and raise the adapter's
+        :class:`~failover_engine.errors.ConcurrentEditError` subclass (the resource, both values).
+        On any failure set ``written`` on the error (keys of writes the provider accepted) and
+        ``unknown`` (keys of writes sent whose answer was lost and that a read did not confirm)."""

@@ -19,13 +19,16 @@ makes the guarantee hold where DELETE is not checked, as on moto (5.2.x), which 
 only by name/type against any record ever created there, ignores SetIdentifier, role, weight and
 health check, and deletes every record of the zone with the DELETE's SetIdentifier, whatever its
 name. On such a provider an edit landing between that read and the batch (milliseconds, plus the
-earlier batches of the same zone) is not caught; on Route 53 the DELETE closes that window.
+earlier batches of the same zone) is not caught; on Route 53 the DELETE closes that window. (moto
+also refuses a CREATE identical to one it saw before while the name has records: the third flip
+of a pair fails there. tests/emulators/moto_route53.py gives moto AWS's semantics for tests.)
 
 A batch whose answer was lost (5xx, a reset connection) is sent again: a repeat of a batch that
 landed fails on its DELETE, so it can never apply twice (a read timeout is not repeated: see
-:mod:`.aws`). Whenever an attempt's answer was lost, the outcome is confirmed by reading: every record in its after-state means the batch
-landed (``confirmed_by_read`` in the receipt, no change id to wait for); otherwise the batch's keys
-are reported in the error's ``unknown``. Keys of accepted batches are in ``written``.
+:mod:`.aws`). Whenever an attempt's answer was lost, the outcome is confirmed by reading: every
+record in its after-state means the batch landed (``confirmed_by_read`` in the receipt, no change
+id to wait for); otherwise the batch's keys are reported in the error's ``unknown``. Keys of
+accepted batches are in ``written``.
 
 Reads are batched per zone: a few records are read with targeted ``list_resource_record_sets``
 calls, many with one zone listing.

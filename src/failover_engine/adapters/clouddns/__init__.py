@@ -7,9 +7,15 @@ Cloud DNS updates a record set by a *change*: deletions of the current record se
 match them exactly, and additions of the new ones, applied atomically. So every switch in one
 managed zone is ONE change whose deletions are the before-state as last read (the raw record set,
 with fields a plan does not show) and whose additions are the after-state; a record edited since
-it was read makes the change fail as a whole (412) and nothing changes. Only the per-change
-quota (1,000 record sets) splits a zone's changes. Reads are one filtered list call per
-record name/type, or one zone listing when many records of one zone are read.
+it was read makes the change fail as a whole (412; 409 for one created since, 404 for one
+deleted since) and nothing changes: Cloud DNS's own compare-and-swap, checked against the
+emulator. The adapter then reads the change's record sets again and raises
+:class:`~failover_engine.errors.CloudDnsConcurrentEditError` naming the record set and both
+values. A change whose answer was lost (5xx, a reset connection, a read timeout) is confirmed by
+reading: every record set in its after-state means it landed (``confirmed_by_read``; a repeat of
+it fails its own deletions, so it never applies twice); otherwise its keys are in the error's
+``unknown``. Only the per-change quota (1,000 record sets) splits a zone's changes. Reads are one
+filtered list call per record name/type, or one zone listing when many records of one zone are read.
 
 Which client: google-cloud-dns serialises only name/type/ttl/rrdatas (it drops ``routingPolicy``
 when reading and cannot send it) and lists a zone without name/type filters. Record sets and
@@ -238,9 +244,9 @@ class CloudDnsAdapter(Adapter):
                 if lost:
                     exc.unknown = tuple(sorted(keys))
                 raise exc from None
-            if all(now.get(c.key) == _plain(c.after) for c in members):
-                # our earlier attempt landed and its answer was lost (httplib2 may resend on its own,
-                # unseen), or the zone already holds exactly this change: either way it is done
+            if lost and all(now.get(c.key) == _plain(c.after) for c in members):
+                # an earlier attempt landed and its answer was lost (sent again by the adapter, or
+                # by httplib2 on its own: its connections count what they send)
                 return {"id": None, "status": "done", "confirmed_by_read": True}
             if lost:
                 exc.unknown = tuple(sorted(keys))
