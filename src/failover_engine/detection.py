@@ -161,14 +161,15 @@ def probe_round(wanted: list[ProbeWant], *, confirm: bool = True) -> dict[str, d
     """
     import asyncio
 
-    jobs: dict[str, tuple[Any, float, float | None, float]] = {}  # dedup key -> (spec, timeout, latency, pause)
-    owners: list[tuple[str, str, str]] = []  # (service, endpoint, dedup key)
+    jobs: dict[str, tuple[Any, float, float | None, float]] = {}  # probe id -> (spec, timeout, latency, pause)
+    ids: dict[str, str] = {}  # dedup key (may hold header values: kept in memory only) -> probe id
+    owners: list[tuple[str, str, str]] = []  # (service, endpoint, probe id)
     for svc_name, service, names in wanted:
         det = service.detection
         for name, probe in _probes_of(service, names):
             if probe is None:
                 continue
-            key = f"{probe.model_dump_json()}|{det.timeout}|{det.latency_limit}"
+            key = ids.setdefault(f"{probe.model_dump_json()}|{det.timeout}|{det.latency_limit}", f"p{len(ids)}")
             pause = min(det.interval, 1.0)
             if key in jobs:
                 pause = min(pause, jobs[key][3])

@@ -24,6 +24,7 @@ The caller holds the locks (see :meth:`FailoverEngine.run` and :meth:`FailoverEn
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable
@@ -416,11 +417,11 @@ class Transaction:
         round_no = 0
         while pending:
             round_no += 1
-            items = [(f"{n}\x00{i}", wants[n][i][1], n) for n, idx in pending.items() for i in idx]
+            items = [(f"{n}\x00{i}\x00{wants[n][i][0]}", wants[n][i][1], n) for n, idx in pending.items() for i in idx]
             got = _probe_specs(self.engine, items)
             nxt: dict[str, list[int]] = {}
             for key, r in got.items():
-                n, i = key.split("\x00")
+                n, i = key.split("\x00")[:2]
                 attempts.setdefault((n, int(i)), []).append(r)
                 svc = self.engine.loaded.service(n)
                 if not r.ok and round_no < svc.validation.attempts:
@@ -497,11 +498,12 @@ def _probe_specs(engine: "FailoverEngine", items: list[tuple[str, Any, str]]) ->
 
     from .probes import probe_many
 
-    unique: dict[str, tuple[Any, float, float | None]] = {}
+    unique: dict[str, tuple[Any, float, float | None]] = {}  # probe id -> (spec, timeout, latency)
+    ids: dict[str, str] = {}  # dedup key (may hold header values: never written anywhere) -> probe id
     item_key: dict[str, str] = {}
     for ident, spec, svc_name in items:
         det = engine.loaded.service(svc_name).detection
-        key = f"{spec.model_dump_json()}|{det.timeout}|{det.latency_limit}"
+        key = ids.setdefault(f"{spec.model_dump_json()}|{det.timeout}|{det.latency_limit}", f"p{len(ids)}")
         unique.setdefault(key, (spec, det.timeout, det.latency_limit))
         item_key[ident] = key
 
@@ -514,7 +516,7 @@ def _probe_specs(engine: "FailoverEngine", items: list[tuple[str, Any, str]]) ->
         return {k: r for part in parts for k, r in part.items()}
 
     got = asyncio.run(go()) if unique else {}
-    return {ident: got[key] for ident, key in item_key.items()}
+    return {ident: dataclasses.replace(got[key], endpoint=ident.split("\x00")[-1]) for ident, key in item_key.items()}
 
 
 def restore(engine: "FailoverEngine", plans: dict[str, Any], *, ours: Callable[[ResourceKey, Attrs | None, Any], bool],

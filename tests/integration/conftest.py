@@ -20,11 +20,11 @@ from failover_engine.monitor import Monitor
 
 @pytest.fixture(scope="session", autouse=True)
 def route53_as_aws() -> Iterator[None]:
-    """moto's Route 53 with AWS's change-batch semantics (tests/emulators/moto_route53.py): a
+    """moto's Route 53 with AWS's change-batch semantics (failover_engine/lab/moto_route53.py): a
     DELETE must match the record exactly, a CREATE needs it absent, a record set is its name, type
     and SetIdentifier. moto's own checks accept mismatched DELETEs, delete by SetIdentifier across
     names and refuse a repeated CREATE, so compare-and-swap writes could not be tested on it."""
-    from emulators import moto_route53
+    from failover_engine.lab import moto_route53
 
     moto_route53.install()
     yield

@@ -1,6 +1,6 @@
 """Compare-and-swap writes of the DNS and traffic adapters, lost answers and timeouts, over HTTP(S).
 
-Route 53 is the lab's moto (with AWS's change-batch semantics, see tests/emulators/moto_route53.py,
+Route 53 is the lab's moto (with AWS's change-batch semantics, see failover_engine/lab/moto_route53.py,
 and once without them), Cloud DNS and Traffic Manager are the emulators. An operator edits the
 provider with its own SDK (plain boto3, google-api-python-client, azure-mgmt-trafficmanager,
 never through an adapter) at a chosen moment of an apply, and every test reads back what the
@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from emulators.moto_route53 import plain_moto
+from failover_engine.lab.moto_route53 import plain_moto
 from failover_engine.adapters.clouddns import CloudDnsAdapter
 from failover_engine.adapters.route53 import Route53Adapter
 from failover_engine.adapters.trafficmanager import TrafficManagerAdapter

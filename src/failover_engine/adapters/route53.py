@@ -21,7 +21,7 @@ health check, and deletes every record of the zone with the DELETE's SetIdentifi
 name. On such a provider an edit landing between that read and the batch (milliseconds, plus the
 earlier batches of the same zone) is not caught; on Route 53 the DELETE closes that window. (moto
 also refuses a CREATE identical to one it saw before while the name has records: the third flip
-of a pair fails there. tests/emulators/moto_route53.py gives moto AWS's semantics for tests.)
+of a pair fails there. failover_engine/lab/moto_route53.py gives moto AWS's semantics: the lab and the tests install it.)
 
 A batch whose answer was lost (5xx, a reset connection) is sent again: a repeat of a batch that
 landed fails on its DELETE, so it can never apply twice (a read timeout is not repeated: see

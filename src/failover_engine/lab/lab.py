@@ -184,6 +184,9 @@ def start_moto() -> tuple[Any, str]:
     """Start moto's threaded server on 127.0.0.1 (OS-chosen port) and clear its state."""
     from moto.server import ThreadedMotoServer
 
+    from .moto_route53 import install
+
+    install()  # Route 53 change batches as AWS checks them (exact DELETEs, atomic): see moto_route53
     werkzeug_log = logging.getLogger("werkzeug")
     if werkzeug_log.level == logging.NOTSET:
         werkzeug_log.setLevel(logging.WARNING)  # moto logs one line per request otherwise

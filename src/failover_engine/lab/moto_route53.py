@@ -1,4 +1,4 @@
-"""Route 53 change batches with AWS's semantics, on top of moto (5.2.x) in this process.
+"""Route 53 change batches with AWS's semantics, on top of moto (5.2.x) in this process (the lab installs it).
 
 moto keeps Route 53 record sets faithfully but checks a ChangeResourceRecordSets batch loosely
 (verified against moto 5.2.6 over HTTP):
