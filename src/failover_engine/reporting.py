@@ -15,23 +15,35 @@ def render_outcome(out: Outcome) -> str:
     lines.append(f"status: {out.status}" + (f" (run {out.run_id})" if out.changed else ""))
     for e in out.errors:
         lines.append(f"  error: {e}")
-    if out.timeline is not None and out.status in ("succeeded", "rolled_back", "rollback_failed"):
+    if out.timeline is not None and out.status in ("succeeded", "unverified", "rolled_back", "rollback_failed",
+                                                   "unknown"):
         lines.append(render_timeline(out.timeline))
     for st in out.steps:
         if st["status"] in ("failed", "not_run") or "rolled_back" in st:
             extra = " (rolled back)" if st.get("rolled_back") else ""
             lines.append(f"  step {st['step'] + 1} {st['description']}: {st['status']}{extra}")
-    if out.rollback is not None:
-        if out.rollback.get("complete"):
-            verdict = "ok, every resource is back in its before-state"
+    if out.status == "unverified":
+        lines.append("traffic moved (every write was acknowledged) but the read-back could not be read: check the "
+                     "records; the cooldown holds")
+    if out.rollback is not None and "recovery" in out.rollback:
+        rec = out.rollback["recovery"]
+        lines.append(f"recovered {rec.get('direction')}: {rec.get('why')}")
+    elif out.rollback is not None:
+        if out.rollback.get("unknown"):
+            verdict = "UNKNOWN: a write's answer was lost and its resources cannot be read; nobody can tell what " \
+                      "the provider holds (check it, then `failover status`)"
+        elif out.rollback.get("complete"):
+            verdict = "ok, every resource is back in its before-state (read back)"
         elif out.rollback["ok"]:
             verdict = "ok for what this run wrote; resources changed by someone else were left as they are"
         else:
             verdict = "FAILED"
         lines.append(f"rollback: {verdict}")
-        for s in out.rollback["steps"]:
+        for s in out.rollback.get("steps", []):
             for p in s["problems"]:
                 lines.append(f"  rollback problem (step {s['step'] + 1}): {p}")
+        for u in out.rollback.get("unknown", []):
+            lines.append(f"  unknown: {u}")
     if out.report_path:
         lines.append(f"report: {out.report_path}")
     return "\n".join(lines)
