@@ -314,6 +314,7 @@ class Sample:
     actions: dict[str, int] = field(default_factory=dict)
     verified: int = 0
     expected: int = 0
+    zone_pages: int = 0                 # pages of one full zone listing (300 record sets a page)
     wrong: list[str] = field(default_factory=list)
     progress_lines: int = 0             # playbook: progress lines printed before the task result
     first_progress_s: float | None = None
@@ -398,7 +399,9 @@ class Bench:
         s.first_change_poll_s = None if seen is None else seen - start
         if path == "per-service" and len(services) < n:
             s.extrapolated_s = s.wall_s / len(services) * n
-        s.wrong = wrong_records(self.moto.records(zone_id), services)
+        records = self.moto.records(zone_id)
+        s.zone_pages = -(-len(records) // 300)
+        s.wrong = wrong_records(records, services)
         s.verified = len(services) - len({w.split("[")[0] for w in s.wrong})
         if path == "playbook":
             s.progress_lines, s.first_progress_s = progress_before_result(lines, start)
@@ -464,19 +467,21 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 def print_table(rows: list[Sample], sample: int) -> None:
-    head = (f"{'N':>5} {'mode':6} {'path':11} {'wall s':>9} {'1st chg s':>9} {'change':>6} {'list':>5} "
+    head = (f"{'N':>5} {'mode':6} {'path':11} {'wall s':>9} {'1st chg s':>9} {'change':>6} {'list/pages':>10} "
             f"{'getchg':>6} {'other':>5} {'verified':>11} {'x faster':>8} {'progress':>8}")
     print("\nwall: from launch to exit (Ansible start-up included); 1st chg: launch -> first "
           "ChangeResourceRecordSets answered;\ncalls: counted by the proxy (equal to moto's recording); "
-          "x faster: per-service wall / this path's wall")
+          "list/pages: ListResourceRecordSets calls / pages of one zone listing;\n"
+          "x faster: per-service wall (measured or ~extrapolated) / this path's wall")
     print(head)
     print("-" * len(head))
     known = {"ChangeResourceRecordSets", "ListResourceRecordSets", "GetChange"}
     for s in rows:
         wall = f"{s.wall_s:9.1f}" if s.extrapolated_s is None else f"{'~' + format(s.extrapolated_s, '.0f'):>9}"
         other = sum(v for k, v in s.ops.items() if k not in known)
+        lists = f"{s.ops.get('ListResourceRecordSets', 0)}/{s.zone_pages}"
         print(f"{s.n:>5} {s.mode:6} {s.path:11} {wall} {fmt(s.first_change_s, 1):>9} "
-              f"{s.ops.get('ChangeResourceRecordSets', 0):>6} {s.ops.get('ListResourceRecordSets', 0):>5} "
+              f"{s.ops.get('ChangeResourceRecordSets', 0):>6} {lists:>10} "
               f"{s.ops.get('GetChange', 0):>6} {other:>5} {f'{s.verified}/{s.expected}':>11} "
               f"{fmt(speedup(rows, s), 1):>8} {str(s.progress_lines) if s.path == 'playbook' else '':>8}")
     extrapolated = [s for s in rows if s.extrapolated_s is not None]
@@ -485,7 +490,8 @@ def print_table(rows: list[Sample], sample: int) -> None:
             f"N={s.n} {s.mode}: {s.services_run} random services run in {s.wall_s:.1f} s "
             f"({s.wall_s / s.services_run:.2f} s each) x {s.n}; calls shown are for those {s.services_run}"
             for s in extrapolated))
-    print(f"(per-service sample size --sample {sample}; the poller's first-change clock is in the JSON)")
+    print(f"(per-service sample size --sample {sample}; the poller's first-change clock is in the JSON; "
+          f"load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}: other work on the machine slows every path)")
 
 
 def machine() -> dict[str, Any]:
@@ -493,7 +499,7 @@ def machine() -> dict[str, Any]:
     import moto
 
     return {"nproc": os.cpu_count(), "python": platform.python_version(), "moto": moto.__version__,
-            "ansible_core": ansible.__version__, "platform": platform.platform()}
+            "ansible_core": ansible.__version__, "platform": platform.platform(), "loadavg_end": os.getloadavg()}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -517,6 +523,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    load_start = os.getloadavg()
     rows: list[Sample] = []
     with tempfile.TemporaryDirectory(prefix="bench-region-") as tmp:
         bench = Bench(Path(tmp), args.sample, args.seed)
@@ -546,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\ntargets (N = 1000): " + ("met" if not misses and EXPECT_N in args.sizes else
                                      "not measured (N = 1000 not run)" if not misses else "MISSED\n  " + "\n  ".join(misses)))
     if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine(), "args": vars(args), "misses": misses,
+        Path(args.json).write_text(json.dumps({"machine": {**machine(), "loadavg_start": load_start}, "args": vars(args), "misses": misses,
                                                "samples": [{**asdict(s), "path_wall_s": s.path_wall_s} for s in rows]},
                                               indent=2))
     return 1 if misses else 0

@@ -16,7 +16,8 @@ What it does not change:
   ``module_defaults`` and the rest are the module's as usual); ``progress_file`` is only added;
 * a ``progress_file`` the task gives is tailed from its current end and left in place;
 * when the module runs elsewhere than on the controller (a connection other than ``local``), the
-  file would be written on that host: the module then runs without progress, as before.
+  file would be written on that host: the module then runs without progress, as before; so does
+  an ``async`` task (the module runs detached, as with any module).
 
 No engine logic and no cloud call here: the module does the work, this only relays its lines.
 """
@@ -65,11 +66,18 @@ class ProgressTail:
 
 class ActionModule(ActionBase):
     _supports_check_mode = True
-    _supports_async = False
+    _supports_async = True
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         del tmp  # no longer has any effect
+        if self._task.async_val:  # as the normal action plugin does it: no progress to relay
+            wrap_async = not self._connection.has_native_async
+            result = merge_hash(result, self._execute_module(module_name=MODULE, task_vars=task_vars,
+                                                             wrap_async=wrap_async))
+            if not wrap_async:
+                self._remove_tmp_path(self._connection._shell.tmpdir)
+            return result
         module_args = dict(self._task.args)
         given = module_args.get("progress_file")
         own_file = None
