@@ -24,7 +24,7 @@ from .metrics import Timeline
 from .model import Service
 from .plan import Assignment, Attrs, Change, Plan, PlanStep, ResourceKey
 from .selection import Action, SimpleVerdict, Verdict, select_target
-from .state import StateStore
+from .state import StateStore, private_dir
 from .transaction import Request, Transaction
 from .validation import ValidationResult
 
@@ -446,6 +446,9 @@ class FailoverEngine:
     def hold_locks(self, names: list[str], purpose: str) -> Iterator[None]:
         """Every service's lock, taken in sorted order, all or none: a held one refuses the whole
         run (LockHeld names the service and its holder) and releases those already taken."""
+        if isinstance(self.lock, FileLock):  # its directory private before the first lock file
+            private_dir(self.state_dir)
+            private_dir(self.lock.directory)
         with contextlib.ExitStack() as stack:
             for n in sorted(set(names)):
                 stack.enter_context(self.lock.hold(n, purpose))
@@ -483,8 +486,8 @@ class FailoverEngine:
         self.store.save(name, st)
 
     def _write_report(self, out: Outcome) -> None:
-        d = self.state_dir / "reports"
-        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(self.state_dir)
+        d = private_dir(self.state_dir / "reports")
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(out.started)) + f".{int(out.started % 1 * 1e6):06d}"
         path = d / f"{stamp}-{out.service}-{out.action}-{out.run_id}.json"
         out.report_path = str(path)

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Iterator
 
 from .events import redact
 from .plan import Plan, ResourceKey
+from .state import private_dir
 
 
 def key_to_dict(key: ResourceKey) -> dict[str, Any]:
@@ -142,8 +143,8 @@ class Journal:
     @classmethod
     def open(cls, state_dir: str | Path, run_id: str, kind: str, plans: Iterable[Plan],
              extra: dict[str, Any] | None = None) -> "Journal":
-        d = cls.directory(state_dir)
-        d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(state_dir)
+        d = private_dir(cls.directory(state_dir))
         path = d / f"{run_id}.jsonl"
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         journal = cls(path, fd)

@@ -6,18 +6,42 @@ line in the file when it can be found, and what is wrong.
 A service with a ``from_terraform`` block is expanded here, before validation: the outputs of
 its Terraform directory give its endpoints, routing and connections (see
 :func:`expand_from_terraform` for the merge rules).
+
+Input is read strictly and totally: whatever the bytes, the result is a :class:`Strategy` or a
+:class:`StrategyError`, in bounded time and memory.
+
+* Size: a file over ``FAILOVER_MAX_STRATEGY_BYTES`` (default 1 MiB, :data:`DEFAULT_MAX_BYTES`) is
+  refused from its size, before it is read (a stream is read one byte past the limit at most).
+* Encoding: UTF-8 only (a byte order mark is fine); otherwise "not UTF-8 at byte N".
+* YAML: plain YAML only. A key given twice in one mapping is refused with both lines (YAML would
+  silently keep the last); merge keys (``<<``) still work and an explicit key overrides a merged
+  one. Nesting deeper than :data:`MAX_DEPTH` levels (aliases expanded) is refused while parsing,
+  so no recursion error can escape; so are aliases that refer to themselves or that expand to
+  more than :data:`MAX_VALUES` values (an "alias bomb"). Tags other than the core ones (``!!str``,
+  ``!!int``, ...) are refused, and dates stay strings (no strategy field is a date).
+* Problems: at most :data:`MAX_PROBLEMS` are reported, then how many more there are.
 """
 from __future__ import annotations
 
 import copy
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_args
 
 import yaml
 from pydantic import ValidationError
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.events import AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent
+from yaml.resolver import Resolver
+
+try:  # libyaml: the scanner and parser in C (event by event); the composer below stays in Python
+    from yaml._yaml import CParser as _CParser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _CParser = None
 
 from .errors import Problem, StrategyError, UnknownServiceError
 from .model import Connection, ProbeSpec, RoutingBinding, Service, Strategy, format_loc, semantic_problems
@@ -48,7 +72,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     for part in loc:
         if isinstance(node, yaml.MappingNode):
             nxt = None
-            for k, v in node.value:
+            for k, v in reversed(node.value):  # the last one: the one a dict keeps (merged keys come first)
                 if isinstance(k, yaml.ScalarNode) and k.value == str(part):
                     nxt = v
                     break
@@ -95,6 +119,265 @@ def _strip_union_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
                 out.append(part)
         # else: tag of a discriminated union, dropped
     return tuple(out)
+
+
+# --------------------------------------------------------------------------- strict YAML
+DEFAULT_MAX_BYTES = 1 << 20  # 1 MiB: a strategy of some 3,000 services; FAILOVER_MAX_STRATEGY_BYTES overrides
+MAX_BYTES_ENV = "FAILOVER_MAX_STRATEGY_BYTES"
+MAX_DEPTH = 64  # mappings and sequences inside each other, aliases expanded (a strategy needs about 10)
+MAX_VALUES = 500_000  # values in the document, aliases expanded
+MAX_PROBLEMS = 200  # problems reported one by one; the rest are counted
+
+_CORE_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq",
+                                                          "merge"))
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def max_strategy_bytes(file: str | None = None) -> int:
+    """The size limit: ``FAILOVER_MAX_STRATEGY_BYTES`` when set (a positive number of bytes), else
+    :data:`DEFAULT_MAX_BYTES`."""
+    raw = os.environ.get(MAX_BYTES_ENV)
+    if raw is None or not raw.strip():
+        return DEFAULT_MAX_BYTES
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise StrategyError([Problem("", f"{MAX_BYTES_ENV}={_short(raw)} is not a positive number of bytes", file)],
+                            file)
+    return value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """repr of a value, cut to ``limit`` characters (a problem never echoes a megabyte back)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _too_big(size: str, limit: int, file: str | None) -> StrategyError:
+    return StrategyError([Problem("", f"the strategy is {size}, over the limit of {limit} bytes (set "
+                                      f"{MAX_BYTES_ENV} to allow more)", file)], file)
+
+
+class _Resolver(Resolver):
+    """YAML 1.1's implicit types less timestamps: `2024-01-01` stays a string (no field is a date,
+    and an impossible date such as 2024-13-45 would not even load)."""
+
+    yaml_implicit_resolvers = {first: [(tag, rx) for tag, rx in resolvers if not tag.endswith(":timestamp")]
+                               for first, resolvers in Resolver.yaml_implicit_resolvers.items()}
+
+
+class _Refused(yaml.YAMLError):
+    """The document breaks a limit of the strict reader; ``path`` and ``line`` say where."""
+
+    def __init__(self, message: str, path: tuple[Any, ...], mark: Any):
+        super().__init__(message)
+        self.message, self.path, self.line = message, path, (mark.line + 1 if mark is not None else None)
+
+
+class _StrictComposer(Composer):
+    """PyYAML's composer, checking as it goes: depth (aliases expanded), aliases, duplicate keys and
+    tags. Each node's weight (values, levels) is kept, so an alias costs what it expands to."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._path: list[Any] = []
+        self._open: set[int] = set()  # collections being composed: an alias to one refers to itself
+        self._weight: dict[int, tuple[int, int]] = {}  # id(node) -> (values, levels), aliases expanded
+        self.duplicates: list[tuple[tuple[Any, ...], Any, int, int]] = []  # (path, key, first line, second)
+
+    def _refuse(self, message: str, mark: Any) -> None:
+        raise _Refused(message, tuple(self._path), mark)
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(AliasEvent):
+            event = self.peek_event()
+            if event.anchor in self.anchors and id(self.anchors[event.anchor]) in self._open:
+                self._refuse(f"alias *{event.anchor} refers to itself (a recursive structure)", event.start_mark)
+            return super().compose_node(parent, index)
+        event = self.peek_event()
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!") and tag not in _CORE_TAGS:
+            self._refuse(f"tag {_short(tag)} is not allowed: a strategy file is plain YAML", event.start_mark)
+        if not self.check_event(ScalarEvent) and len(self._open) >= MAX_DEPTH:
+            self._refuse(f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def _weigh(self, node: Any, children: list[Any]) -> None:
+        values, levels = 1, 0
+        for child in children:
+            v, lv = self._weight.get(id(child), (1, 0))
+            values, levels = values + v, max(levels, lv)
+        self._weight[id(node)] = (values, levels + 1)
+        if levels + 1 > MAX_DEPTH:
+            self._refuse(f"nested deeper than {MAX_DEPTH} levels (aliases expanded)", node.start_mark)
+        if values > MAX_VALUES:
+            self._refuse(f"more than {MAX_VALUES} values (aliases expanded): split the file, or check its "
+                         "aliases", node.start_mark)
+
+    def compose_sequence_node(self, anchor: Any) -> Any:
+        start = self.peek_event()
+        node = yaml.SequenceNode(self.resolve(yaml.SequenceNode, None, start.implicit)
+                                 if start.tag in (None, "!") else start.tag, [], start.start_mark, None,
+                                 flow_style=start.flow_style)
+        self.get_event()
+        if anchor is not None:
+            self.anchors[anchor] = node
+        self._open.add(id(node))
+        while not self.check_event(SequenceEndEvent):
+            self._path.append(len(node.value))
+            node.value.append(self.compose_node(node, len(node.value)))
+            self._path.pop()
+        node.end_mark = self.get_event().end_mark
+        self._open.discard(id(node))
+        self._weigh(node, node.value)
+        return node
+
+    def compose_mapping_node(self, anchor: Any) -> Any:
+        start = self.peek_event()
+        node = yaml.MappingNode(self.resolve(yaml.MappingNode, None, start.implicit)
+                                if start.tag in (None, "!") else start.tag, [], start.start_mark, None,
+                                flow_style=start.flow_style)
+        self.get_event()
+        if anchor is not None:
+            self.anchors[anchor] = node
+        self._open.add(id(node))
+        seen: dict[Any, int] = {}
+        while not self.check_event(MappingEndEvent):
+            self._path.append("<key>")
+            key = self.compose_node(node, None)
+            self._path[-1] = key.value if isinstance(key, yaml.ScalarNode) else "<key>"
+            ident = self._identity(key)
+            if ident is not None:
+                line = key.start_mark.line + 1
+                if ident in seen:
+                    self.duplicates.append(((*self._path[:-1], str(ident)), ident, seen[ident], line))
+                seen.setdefault(ident, line)
+            value = self.compose_node(node, key)
+            self._path.pop()
+            node.value.append((key, value))
+        node.end_mark = self.get_event().end_mark
+        self._open.discard(id(node))
+        self._weigh(node, [n for pair in node.value for n in pair])
+        return node
+
+    def _identity(self, key: Any) -> Any:
+        """What a scalar key loads as, compared as a dict compares keys (``yes`` and ``true`` are one
+        key); None for merge keys and collections (the constructor refuses those as keys)."""
+        if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE:
+            return None
+        try:
+            value = self.construct_object(key)  # type: ignore[attr-defined]
+            hash(value)
+        except Exception:  # noqa: BLE001 - the constructor reports it when it meets the key again
+            return None
+        return value
+
+
+class _StrictSafeConstructor(SafeConstructor):
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        self.last_node = node  # where a value that cannot be built is (the line of the problem)
+        return super().construct_object(node, deep)
+
+
+if _CParser is not None:
+    class _StrictLoader(_StrictComposer, _CParser, _StrictSafeConstructor, _Resolver):  # type: ignore[misc]
+        def __init__(self, stream: str):
+            _CParser.__init__(self, stream)
+            _StrictComposer.__init__(self)
+            _StrictSafeConstructor.__init__(self)
+            _Resolver.__init__(self)
+else:  # pragma: no cover
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _StrictLoader(Reader, Scanner, Parser, _StrictComposer, _StrictSafeConstructor, _Resolver):  # type: ignore[no-redef]
+        def __init__(self, stream: str):
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            _StrictComposer.__init__(self)
+            _StrictSafeConstructor.__init__(self)
+            _Resolver.__init__(self)
+
+
+def _yaml_problem(exc: yaml.YAMLError, text: str, file: str | None) -> Problem:
+    """A YAML error as a problem at its line and column."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow (control characters)
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        at = text.find(char) if isinstance(char, str) else -1
+        at = at if at >= 0 else exc.position
+        line = text.count("\n", 0, at) + 1
+        column = at - (text.rfind("\n", 0, at) + 1) + 1
+        return Problem(f"line {line}, column {column}", f"not valid YAML: {exc.reason} (character "
+                       f"{exc.character if isinstance(exc.character, str) else hex(exc.character)})", file)
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<yaml>"
+    return Problem(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}", file)
+
+
+def _read_yaml(text: str, file: str | None) -> tuple[Any, yaml.Node | None, list[Problem]]:
+    """(data, root node, duplicate-key problems) of YAML text read strictly; raises
+    :class:`StrategyError` with the one problem that stopped the reading."""
+    loader = _StrictLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except _Refused as exc:
+        path = format_loc(exc.path) if exc.path else ""
+        where = f"{path} (line {exc.line})" if path and exc.line else (path or f"line {exc.line}")
+        raise StrategyError([Problem(where, exc.message, file)], file) from None
+    except yaml.YAMLError as exc:
+        raise StrategyError([_yaml_problem(exc, text, file)], file) from None
+    except Exception as exc:  # noqa: BLE001 - PyYAML's constructors raise ValueError and kin for odd scalars
+        node = getattr(loader, "last_node", None)
+        where = f"line {node.start_mark.line + 1}, column {node.start_mark.column + 1}" if node else "<yaml>"
+        raise StrategyError([Problem(where, f"cannot read this value: {_short(str(exc), 200)}", file)],
+                            file) from None
+    finally:
+        loader.dispose()
+    duplicates = [Problem(f"{format_loc(path)} (line {second})", f"duplicate key {_short(key)} "
+                          f"({f'lines {first} and {second}' if first != second else f'twice on line {first}'}): "
+                          "YAML would keep only the last; remove one", file)
+                  for path, key, first, second in loader.duplicates]
+    return data, root, duplicates
+
+
+def read_yaml(text: str, *, file: str | None = None, max_bytes: int | None = None) -> Any:
+    """YAML text as data, read as strictly as a strategy file is (size, UTF-8, depth, aliases, tags,
+    duplicate keys: see the module's docstring). Raises :class:`StrategyError` with every problem.
+    For any YAML an operator or a client supplies, not only whole strategy files."""
+    _check_text(text, max_bytes if max_bytes is not None else max_strategy_bytes(file), file)
+    data, _, duplicates = _read_yaml(text, file)
+    if duplicates:
+        raise StrategyError(duplicates[:MAX_PROBLEMS], file)
+    return data
+
+
+def _check_text(text: str, limit: int, file: str | None) -> None:
+    """Refuse text over the size limit (fast: before any parsing) or not encodable as UTF-8."""
+    if len(text) > limit:
+        raise _too_big(f"at least {len(text)} bytes", limit, file)
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        raise StrategyError([Problem(f"line {line}", f"not UTF-8: {_short(text[exc.start])} at character "
+                                     f"{exc.start} is a lone surrogate", file)], file) from None
+    if size > limit:
+        raise _too_big(f"{size} bytes", limit, file)
+
+
+def _decode(data: bytes, file: str | None) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise StrategyError([Problem(f"line {line}", f"not UTF-8 at byte {exc.start} ({exc.reason}, "
+                                     f"{data[exc.start:exc.start + 4]!r}): save the file as UTF-8", file)],
+                            file) from None
 
 
 # --------------------------------------------------------------------------- from_terraform
@@ -223,22 +506,19 @@ def expand_from_terraform(data: dict[str, Any], root: yaml.Node | None, file: st
     return out
 
 
-def parse_strategy(text: str, *, file: str | None = None) -> tuple[Strategy, Any]:
-    """Parse and validate YAML text. Raises :class:`StrategyError` with every problem.
+def parse_strategy(text: str, *, file: str | None = None, max_bytes: int | None = None) -> tuple[Strategy, Any]:
+    """Parse and validate YAML text. Raises :class:`StrategyError` with every problem (at most
+    :data:`MAX_PROBLEMS`, then a count of the rest); text over ``max_bytes`` (default: the
+    :func:`max_strategy_bytes` limit) is refused before it is parsed.
 
     Services with ``from_terraform`` are filled in from Terraform outputs first (relative
     directories against ``file``'s directory, or the current directory without a file)."""
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<yaml>"
-        raise StrategyError([Problem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}", file)], file) from None
+    _check_text(text, max_bytes if max_bytes is not None else max_strategy_bytes(file), file)
+    data, root, problems = _read_yaml(text, file)
     if not isinstance(data, dict):
         raise StrategyError([Problem("", "a strategy file is a YAML mapping with `services:`", file)], file)
     tf = expand_from_terraform(data, root, file)
-    problems = list(tf.problems)
+    problems += tf.problems
 
     def where(loc: tuple[Any, ...]) -> tuple[str, str]:
         """(path with its line, note to add to the message) of a problem at ``loc``."""
@@ -247,40 +527,63 @@ def parse_strategy(text: str, *, file: str | None = None) -> tuple[Strategy, Any
         path = format_loc(loc)
         return (f"{path} (line {line})" if line else path), (f" ({note})" if note else "")
 
+    dropped = 0
     try:
         strategy = Strategy.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
+        for err in exc.errors(include_url=False):
             loc = _strip_union_tags(tuple(err["loc"]), data)
             if err["type"] == "missing" and len(loc) == 3 and loc[1] in tf.failed and loc[2] in ("endpoints", "routing"):
                 continue  # the service's from_terraform problem says why they are missing
+            if len(problems) >= MAX_PROBLEMS:
+                dropped += 1  # counted, not described (nor looked up)
+                continue
             path, note = where(loc)
             msg = err["msg"]
-            if err["type"] == "extra_forbidden":
+            if err["type"] == "value_error":
+                msg = msg.removeprefix("Value error, ")
+            elif err["type"] == "extra_forbidden":
                 msg = "unknown field (check the spelling; `failover schema` lists the fields)"
             elif err["type"] == "string_pattern_mismatch":
-                msg = f"invalid value {err.get('input')!r}: " + _PATTERN_HINTS.get(str(loc[-1]) if loc else "", msg)
+                msg = f"invalid value {_short(err.get('input'))}: " + _PATTERN_HINTS.get(str(loc[-1]) if loc else "", msg)
             problems.append(Problem(path, msg + note, file))
-        raise StrategyError(problems, file) from None
+        raise StrategyError(_capped(problems, dropped, file), file) from None
     if problems:
-        raise StrategyError(problems, file)
+        raise StrategyError(_capped(problems, dropped, file), file)
     sem = semantic_problems(strategy)
     if sem:
-        for loc, msg in sem:
+        for loc, msg in sem[:MAX_PROBLEMS]:
             path, note = where(loc)
             problems.append(Problem(path, msg + note, file))
-        raise StrategyError(problems, file)
+        raise StrategyError(_capped(problems, len(sem) - len(problems), file), file)
     return strategy, data
 
 
-def load_strategy(path: str | Path, *, state_dir: str | Path | None = None) -> LoadedStrategy:
-    """Load a strategy file. ``state_dir`` overrides the file's own setting."""
+def _capped(problems: list[Problem], dropped: int, file: str | None) -> list[Problem]:
+    """The first :data:`MAX_PROBLEMS` problems, and one that counts the rest."""
+    more = dropped + max(0, len(problems) - MAX_PROBLEMS)
+    if not more:
+        return problems
+    return problems[:MAX_PROBLEMS] + [Problem("", f"... and {more} more problem(s): fix these first", file)]
+
+
+def load_strategy(path: str | Path, *, state_dir: str | Path | None = None,
+                  max_bytes: int | None = None) -> LoadedStrategy:
+    """Load a strategy file. ``state_dir`` overrides the file's own setting. A file over the size
+    limit (``max_bytes``, default :func:`max_strategy_bytes`) is refused from its size, unread."""
     p = Path(path)
+    limit = max_bytes if max_bytes is not None else max_strategy_bytes(str(p))
     try:
-        text = p.read_text(encoding="utf-8")
+        st = p.stat()
+        if stat.S_ISREG(st.st_mode) and st.st_size > limit:
+            raise _too_big(f"{st.st_size} bytes", limit, str(p))
+        with p.open("rb") as fh:
+            data = fh.read(limit + 1)  # a stream (a FIFO, /dev/zero) has no size: read one byte past
     except OSError as exc:
         raise StrategyError([Problem("", f"cannot read file: {exc.strerror or exc}", str(p))], str(p)) from None
-    strategy, _ = parse_strategy(text, file=str(p))
+    if len(data) > limit:
+        raise _too_big(f"more than {limit} bytes", limit, str(p))
+    strategy, _ = parse_strategy(_decode(data, str(p)), file=str(p), max_bytes=limit)
     if state_dir is not None:
         sd = Path(state_dir)
     elif strategy.state_dir:

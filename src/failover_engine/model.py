@@ -16,6 +16,7 @@ from enum import Enum
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -28,26 +29,89 @@ from pydantic import (
     model_validator,
 )
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+# fullmatch on the stripped text: no two optional runs of spaces around an optional unit, so
+# no backtracking (the old ^\s*...\s*(unit)?\s*$ was quadratic in a long run of spaces)
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)?")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+MAX_STRING = 4096  # characters in any one string of a strategy
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _parse_duration(value: Any) -> float:
     if isinstance(value, bool):
-        raise ValueError("a duration is a number of seconds or a string such as '250ms', '5s', '2m'")
+        raise ValueError("a duration is a number of seconds or a string such as '250ms', '5s', '2m', "
+                         "not a boolean")
     if isinstance(value, (int, float)):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError("a duration must be a finite number")
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return float(value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            return float(m.group(1)) * _UNIT[m.group(2)]
-    raise ValueError(
-        f"invalid duration {value!r}: use seconds (5, 0.25) or a string such as '250ms', '5s', '2m', '1h'"
-    )
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
+        seconds = float(m.group(1)) * _UNIT[m.group(2)]
+    else:
+        raise ValueError(f"invalid duration {_short(value)}: use seconds (5, 0.25) or a string such as "
+                         "'250ms', '5s', '2m', '1h'")
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise ValueError("a duration must be a finite number")
+    if seconds < 0:
+        raise ValueError("a duration cannot be negative")
+    return seconds
+
+
+def _not_bool(value: Any) -> Any:
+    """YAML's true/false (and yes/no, on/off) are booleans, never the numbers 1 and 0."""
+    if isinstance(value, bool):
+        raise ValueError(f"a number is expected, not the boolean {str(value).lower()}")
+    return value
+
+
+def _text_problem(value: str) -> str | None:
+    if len(value) > MAX_STRING:
+        return f"a string of at most {MAX_STRING} characters is allowed, this one has {len(value)}"
+    for i, ch in enumerate(value):
+        if (ch < " " and ch not in "\t\n\r") or ch == "\x7f":
+            return f"control character {ch!r} at position {i} is not allowed"
+    return None
+
+
+def _check_texts(value: Any) -> None:
+    """Every string in a plain value (str, lists, dicts; not nested models, which check their own):
+    no control characters, at most MAX_STRING characters."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            problem = _text_problem(v)
+            if problem:
+                raise ValueError(problem)
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, (list, tuple)):
+            stack.extend(v)
+
+
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host (and a valid port, when given)."""
+    from urllib.parse import urlsplit
+
+    hint = f"invalid URL {_short(value)}: use an http:// or https:// URL with a host, e.g. http://127.0.0.1:5000"
+    if any(ch.isspace() for ch in value):
+        raise ValueError(hint)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in 0-65535
+    except ValueError:
+        raise ValueError(hint) from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(hint)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
 Duration = Annotated[
@@ -65,11 +129,20 @@ Duration = Annotated[
     ),
 ]
 
+PositiveDuration = Annotated[Duration, Field(gt=0)]  # timeouts, intervals, windows: zero means nothing
+
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _plain_text(cls, value: Any) -> Any:
+        """No control characters and no huge strings anywhere (values of ``Any`` fields included)."""
+        _check_texts(value)
+        return value
 
 
 # --------------------------------------------------------------------------- probes
@@ -97,12 +170,17 @@ _STATUS_RANGE = re.compile(r"^([1-5])xx$|^(\d{3})-(\d{3})$")
 
 
 def _status_item(v: Any) -> Any:
+    _not_bool(v)
     if isinstance(v, str) and not v.isdigit():
         m = _STATUS_RANGE.match(v.strip().lower())
         if not m or (m.group(2) and int(m.group(2)) > int(m.group(3))):
             raise ValueError(f"invalid status {v!r}: use a code (200), a class ('2xx') or a range ('200-299')")
         return v.strip().lower()
-    code = int(v)
+    try:
+        code = int(v)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"invalid status {_short(v)}: use a code (200), a class ('2xx') or a range "
+                         "('200-299')") from None
     if not 100 <= code <= 599:
         raise ValueError(f"invalid status {v!r}: HTTP status codes are 100-599")
     return code
@@ -116,7 +194,8 @@ class HttpProbe(_Model):
     with ``tls_min_days``, the server certificate is valid for at least that many more days."""
 
     type: Literal["http"] = "http"
-    url: Annotated[str, Field(pattern=r"^https?://\S+$", description="http:// or https:// URL")]
+    url: Annotated[str, Field(pattern=r"^https?://\S+$", description="http:// or https:// URL"),
+                   AfterValidator(_http_url)]
     method: Literal["GET", "HEAD", "POST"] = "GET"
     expect_status: list[StatusSpec] = Field(default_factory=lambda: [200],
                                             description="codes (200), classes ('2xx') or ranges ('200-299')")
@@ -125,7 +204,7 @@ class HttpProbe(_Model):
     expect_headers: dict[str, str] = Field(default_factory=dict,
                                            description="response headers that must contain these values")
     verify_tls: bool = True
-    tls_min_days: Annotated[int, Field(ge=0)] | None = None
+    tls_min_days: Annotated[Int, Field(ge=0)] | None = None
 
     @model_validator(mode="after")
     def _tls_needs_https(self) -> "HttpProbe":
@@ -152,7 +231,7 @@ class TcpProbe(_Model):
 
     type: Literal["tcp"] = "tcp"
     host: str
-    port: Annotated[int, Field(ge=1, le=65535)]
+    port: Annotated[Int, Field(ge=1, le=65535)]
 
 
 class DnsProbe(_Model):
@@ -177,7 +256,7 @@ class CommandProbe(_Model):
 
     type: Literal["command"] = "command"
     argv: list[str] = Field(min_length=1)
-    expect_exit: list[int] = Field(default_factory=lambda: [0])
+    expect_exit: list[Int] = Field(default_factory=lambda: [0])
 
 
 class PythonProbe(_Model):
@@ -215,7 +294,7 @@ class Role(str, Enum):
 class Endpoint(_Model):
     name: Name
     role: Role
-    weight: Annotated[int, Field(ge=1, le=100)] = Field(
+    weight: Annotated[Int, Field(ge=1, le=100)] = Field(
         default=100, description="active_active: this member's share of the traffic, relative to the others")
     region: str | None = None
     zone: str | None = None
@@ -223,7 +302,7 @@ class Endpoint(_Model):
     gate: ProbeSpec | None = Field(
         default=None, description="data-consistency gate (e.g. replication lag) that must pass before "
         "this endpoint is promoted")
-    capacity: Annotated[int, Field(ge=0)] | None = None
+    capacity: Annotated[Int, Field(ge=0)] | None = None
 
 
 # --------------------------------------------------------------------------- routing
@@ -253,10 +332,10 @@ class Route53Routing(_Model):
     hosted_zone: str | None = Field(default=None, description="zone name, e.g. example.com. (looked up)")
     record: str
     type: Literal["A", "AAAA", "CNAME", "TXT"] = "A"
-    ttl: Annotated[int, Field(ge=0, le=2147483647)] = 60
+    ttl: Annotated[Int, Field(ge=0, le=2147483647)] = 60
     mode: Literal["simple", "failover", "weighted"] = "simple"
-    active_weight: Annotated[int, Field(ge=0, le=255)] = 100
-    inactive_weight: Annotated[int, Field(ge=0, le=255)] = 0
+    active_weight: Annotated[Int, Field(ge=0, le=255)] = 100
+    inactive_weight: Annotated[Int, Field(ge=0, le=255)] = 0
     endpoints: dict[str, Route53EndpointBinding]
 
 
@@ -283,11 +362,11 @@ class CloudDnsRouting(_Model):
     managed_zone: str = Field(description="managed zone name (not the DNS name)")
     record: str
     type: Literal["A", "AAAA", "CNAME", "TXT"] = "A"
-    ttl: Annotated[int, Field(ge=0, le=2147483647)] = 60
+    ttl: Annotated[Int, Field(ge=0, le=2147483647)] = 60
     mode: Literal["simple", "primary_backup", "weighted"] = "simple"
-    trickle_ratio: Annotated[float, Field(ge=0, le=1)] = 0.0
-    active_weight: Annotated[float, Field(ge=0, le=1000)] = 100.0
-    inactive_weight: Annotated[float, Field(ge=0, le=1000)] = 0.0
+    trickle_ratio: Annotated[Float, Field(ge=0, le=1)] = 0.0
+    active_weight: Annotated[Float, Field(ge=0, le=1000)] = 100.0
+    inactive_weight: Annotated[Float, Field(ge=0, le=1000)] = 0.0
     endpoints: dict[str, CloudDnsEndpointBinding]
 
 
@@ -312,8 +391,8 @@ class TrafficManagerRouting(_Model):
     resource_group: str
     profile: str
     mode: Literal["priority", "status", "weighted"] = "priority"
-    active_weight: Annotated[int, Field(ge=1, le=1000)] = 1000
-    inactive_weight: Annotated[int, Field(ge=1, le=1000)] = 1
+    active_weight: Annotated[Int, Field(ge=1, le=1000)] = 1000
+    inactive_weight: Annotated[Int, Field(ge=1, le=1000)] = 1
     endpoints: dict[str, TrafficManagerEndpointBinding]
 
 
@@ -367,14 +446,14 @@ RoutingBinding = Annotated[
 
 class Route53Connection(_Model):
     type: Literal["route53"] = "route53"
-    endpoint_url: str | None = Field(default=None, description="override for local runs (moto); unset = AWS")
+    endpoint_url: HttpUrl | None = Field(default=None, description="override for local runs (moto); unset = AWS")
     region: str = "us-east-1"
     profile: str | None = None
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    max_attempts: Annotated[Int, Field(ge=1, le=20)] = 5
     propagation_timeout: Duration = 120.0
-    connect_timeout: Annotated[Duration, Field(gt=0)] = Field(
+    connect_timeout: PositiveDuration = Field(
         default=3.0, description="seconds to wait for a connection (and TLS handshake) to the API")
-    read_timeout: Annotated[Duration, Field(gt=0)] = Field(
+    read_timeout: PositiveDuration = Field(
         default=10.0, description="seconds to wait for an answer on an open connection; a write whose "
         "answer does not come in time is confirmed by reading, or reported as unknown")
 
@@ -382,14 +461,14 @@ class Route53Connection(_Model):
 class CloudDnsConnection(_Model):
     type: Literal["clouddns"] = "clouddns"
     project: str
-    endpoint_url: str | None = Field(default=None, description="override for local runs (emulator); unset = Google")
+    endpoint_url: HttpUrl | None = Field(default=None, description="override for local runs (emulator); unset = Google")
     credentials: Literal["default", "anonymous"] = Field(
         default="default", description="default: google.auth.default(); anonymous: for a local emulator only")
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    max_attempts: Annotated[Int, Field(ge=1, le=20)] = 5
     propagation_timeout: Duration = 120.0
-    connect_timeout: Annotated[Duration, Field(gt=0)] = Field(
+    connect_timeout: PositiveDuration = Field(
         default=3.0, description="seconds to wait for a connection (and TLS handshake) to the API")
-    read_timeout: Annotated[Duration, Field(gt=0)] = Field(
+    read_timeout: PositiveDuration = Field(
         default=10.0, description="seconds to wait for an answer on an open connection; a write whose "
         "answer does not come in time is confirmed by reading, or reported as unknown")
 
@@ -397,16 +476,16 @@ class CloudDnsConnection(_Model):
 class TrafficManagerConnection(_Model):
     type: Literal["trafficmanager"] = "trafficmanager"
     subscription_id: str
-    endpoint_url: str | None = Field(default=None, description="ARM base URL override (emulator); unset = Azure")
+    endpoint_url: HttpUrl | None = Field(default=None, description="ARM base URL override (emulator); unset = Azure")
     ca_bundle: str | None = Field(default=None, description="CA certificate file for endpoint_url (emulator's self-signed)")
     credentials: Literal["default", "token_env"] = Field(
         default="default", description="default: DefaultAzureCredential; token_env: a bearer token from the "
         "environment variable named by token_env_var (local emulators, CI)")
     token_env_var: str = "AZURE_ACCESS_TOKEN"
-    max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
-    connect_timeout: Annotated[Duration, Field(gt=0)] = Field(
+    max_attempts: Annotated[Int, Field(ge=1, le=20)] = 5
+    connect_timeout: PositiveDuration = Field(
         default=3.0, description="seconds to wait for a connection (and TLS handshake) to the API")
-    read_timeout: Annotated[Duration, Field(gt=0)] = Field(
+    read_timeout: PositiveDuration = Field(
         default=10.0, description="seconds to wait for an answer on an open connection; a write whose "
         "answer does not come in time is confirmed by reading, or reported as unknown")
 
@@ -436,37 +515,37 @@ Connection = Annotated[
 class LatencySignal(_Model):
     """Response-time degradation: the percentile of a sliding window of latencies over a limit."""
 
-    percentile: Annotated[float, Field(ge=50, le=100)] = 95.0
-    limit: Duration
-    window: Annotated[int, Field(ge=3, le=10000)] = 20
-    min_samples: Annotated[int, Field(ge=1)] = 5
+    percentile: Annotated[Float, Field(ge=50, le=100)] = 95.0
+    limit: PositiveDuration
+    window: Annotated[Int, Field(ge=3, le=10000)] = 20
+    min_samples: Annotated[Int, Field(ge=1)] = 5
 
 
 class ErrorRateSignal(_Model):
     """Error-rate spike: the failure ratio of a sliding window of probes over a threshold."""
 
-    threshold: Annotated[float, Field(gt=0, le=1)] = 0.5
-    window: Annotated[int, Field(ge=2, le=10000)] = 20
-    min_samples: Annotated[int, Field(ge=1)] = 10
+    threshold: Annotated[Float, Field(gt=0, le=1)] = 0.5
+    window: Annotated[Int, Field(ge=2, le=10000)] = 20
+    min_samples: Annotated[Int, Field(ge=1)] = 10
 
 
 class FlapGuard(_Model):
     """More than ``max_transitions`` health changes within ``window`` holds automation."""
 
-    max_transitions: Annotated[int, Field(ge=1)] = 4
-    window: Duration = 300.0
+    max_transitions: Annotated[Int, Field(ge=1)] = 4
+    window: PositiveDuration = 300.0
 
 
 class Detection(_Model):
-    interval: Duration = 5.0
-    timeout: Duration = Field(default=2.0, description="a probe unanswered this long fails; default 2s, or "
+    interval: PositiveDuration = 5.0
+    timeout: PositiveDuration = Field(default=2.0, description="a probe unanswered this long fails; default 2s, or "
                               "the interval when that is shorter")
-    failure_threshold: Annotated[int, Field(ge=1, le=100)] = 3
-    recovery_threshold: Annotated[int, Field(ge=1, le=100)] = 2
-    latency_limit: Duration | None = Field(
+    failure_threshold: Annotated[Int, Field(ge=1, le=100)] = 3
+    recovery_threshold: Annotated[Int, Field(ge=1, le=100)] = 2
+    latency_limit: PositiveDuration | None = Field(
         default=None, description="an answer slower than this counts as a failure"
     )
-    jitter: Annotated[float, Field(ge=0, le=0.5)] = Field(
+    jitter: Annotated[Float, Field(ge=0, le=0.5)] = Field(
         default=0.1, description="spread probes by up to this fraction of the interval")
     latency: LatencySignal | None = None
     error_rate: ErrorRateSignal | None = None
@@ -496,8 +575,8 @@ class Validation(_Model):
     read_back: bool = True
     probe_active: bool = Field(default=True, description="probe the newly active endpoint(s)")
     checks: list[ProbeSpec] = Field(default_factory=list, description="extra probes that must pass")
-    attempts: Annotated[int, Field(ge=1, le=100)] = 3
-    interval: Duration = 1.0
+    attempts: Annotated[Int, Field(ge=1, le=100)] = 3
+    interval: PositiveDuration = 1.0
     rollback_on_failure: bool = True
 
 
@@ -505,14 +584,14 @@ class MinActiveRule(_Model):
     """At least ``count`` endpoints must stay in rotation."""
 
     rule: Literal["min_active"] = "min_active"
-    count: Annotated[int, Field(ge=1)]
+    count: Annotated[Int, Field(ge=1)]
 
 
 class MaxOutRule(_Model):
     """No more than ``count`` zones (or regions, or endpoints) out of rotation at a time."""
 
     rule: Literal["max_out"] = "max_out"
-    count: Annotated[int, Field(ge=0)]
+    count: Annotated[Int, Field(ge=0)]
     of: Literal["zones", "regions", "endpoints"] = "zones"
 
 
@@ -520,7 +599,7 @@ class MinCapacityRule(_Model):
     """The endpoints left in rotation must declare at least ``capacity`` in total (Endpoint.capacity)."""
 
     rule: Literal["min_capacity"] = "min_capacity"
-    capacity: Annotated[int, Field(ge=1)]
+    capacity: Annotated[Int, Field(ge=1)]
 
 
 class GateRule(_Model):
@@ -627,13 +706,13 @@ class Monitoring(_Model):
     """How `failover monitor` watches: observers, quorum, partition self-check, metrics."""
 
     observers: list[Observer] = Field(default_factory=lambda: [Observer(name="local")], min_length=1)
-    quorum: Annotated[int, Field(ge=1)] | None = Field(
+    quorum: Annotated[Int, Field(ge=1)] | None = Field(
         default=None, description="observers that must agree an endpoint is down (default: a majority)")
     control_targets: list[ProbeSpec] = Field(
         default_factory=list, description="known-good targets: an observer that loses them and every "
         "endpoint concludes it is the one partitioned and abstains")
-    verdict_ttl: Duration = Field(default=30.0, description="older observer reports are ignored")
-    metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    verdict_ttl: PositiveDuration = Field(default=30.0, description="older observer reports are ignored")
+    metrics_port: Annotated[Int, Field(ge=0, le=65535)] | None = None
 
     @property
     def required(self) -> int:
@@ -643,7 +722,7 @@ class Monitoring(_Model):
 class Strategy(_Model):
     """A strategy file: connections to the clouds and the services to protect."""
 
-    version: Literal[1] = 1
+    version: Annotated[Literal[1], BeforeValidator(_not_bool)] = 1
     state_dir: str | None = Field(
         default=None,
         description="where the event log, locks and service state live (relative to the file); "
@@ -747,6 +826,59 @@ def _binding_problems(strategy: Strategy, at: Loc, svc: Service, binding: Any) -
         out.append(((*at, "endpoints"), f"no binding for endpoint(s) {', '.join(missing)}"))
     if extra:
         out.append(((*at, "endpoints"), f"binding for unknown endpoint(s) {', '.join(extra)}"))
+    out.extend(_record_problems(at, binding))
     for path, msg in adapter_class(binding.adapter).binding_problems(binding):
         out.append(((*at, *path) if isinstance(path, tuple) else (*at, *[p for p in path.split(".") if p]), msg))
+    return out
+
+
+def _dns_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a DNS name (None when it can): labels of 1-63 characters, 253 in all,
+    no spaces."""
+    bare = name[:-1] if name.endswith(".") else name
+    if not bare or len(bare) > 253 or any(ch.isspace() for ch in bare):
+        return "a DNS name has 1 to 253 characters and no spaces"
+    if any(not 0 < len(label) <= 63 for label in bare.split(".")):
+        return "a DNS name's labels (between dots) have 1 to 63 characters"
+    return None
+
+
+def _in_zone(record: str, zone: str) -> bool:
+    record, zone = (n.lower().rstrip(".") for n in (record, zone))
+    return record == zone or record.endswith("." + zone)
+
+
+def _record_problems(at: Loc, binding: Any) -> list[tuple[Loc, str]]:
+    """What a DNS record binding says about itself: its names are DNS names, the record lies in the
+    hosted zone (when the zone is given by name), and A/AAAA values are addresses of that family."""
+    out: list[tuple[Loc, str]] = []
+    record = getattr(binding, "record", None)
+    if not isinstance(record, str):
+        return out
+    names = [("record", record)]
+    zone = getattr(binding, "hosted_zone", None)
+    if zone:
+        names.append(("hosted_zone", zone))
+    bad = False
+    for field, name in names:
+        problem = _dns_name_problem(name)
+        if problem:
+            out.append(((*at, field), f"invalid name {_short(name)}: {problem}"))
+            bad = True
+    if zone and not bad and not _in_zone(record, zone):
+        out.append(((*at, "record"), f"record {record} is not inside hosted zone {zone}: a zone holds its "
+                                     "own name and the names under it; fix `record` or `hosted_zone`"))
+    family = {"A": (ipaddress.IPv4Address, "IPv4"), "AAAA": (ipaddress.IPv6Address, "IPv6")}.get(binding.type)
+    if family is None:
+        return out
+    for name, eb in binding.endpoints.items():
+        for i, value in enumerate(eb.values):
+            try:
+                ok = isinstance(ipaddress.ip_address(value), family[0])
+            except ValueError:
+                ok = False
+            if not ok:
+                out.append(((*at, "endpoints", name, "values", i),
+                            f"{_short(value)} is not an {family[1]} address (an {binding.type} record holds "
+                            f"{family[1]} addresses)"))
     return out

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .events import iso
+from .state import private_dir
 from .transaction import Request, Transaction
 
 if TYPE_CHECKING:
@@ -96,8 +97,9 @@ class RegionOutcome:
         return out
 
     def write_report(self, state_dir: Any) -> None:
-        d = os.path.join(str(state_dir), "reports", "regions")
-        os.makedirs(d, mode=0o700, exist_ok=True)
+        private_dir(state_dir)
+        private_dir(os.path.join(str(state_dir), "reports"))
+        d = str(private_dir(os.path.join(str(state_dir), "reports", "regions")))
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(self.started))
         path = os.path.join(d, f"{stamp}-{self.region}-{self.run_id}.json")
         self.report_path = path

@@ -4,15 +4,62 @@ An *incident* is what detection saw before anyone acted: the first probe that po
 condition and the moment the threshold was crossed. Detection records it; the next failover or
 failback of the service consumes it, so the RTO starts at the first failed probe and not at the
 moment an operator or a playbook typed the command.
+
+File modes of the state directory (this module owns the rule; the event log, the journal and the
+reports follow it): every directory the engine writes in (the state directory, ``services/``,
+``reports/``, ``locks/``, ``journal/``) is 0700 and every file 0600, whatever the umask. A directory
+or file left looser by an older version, or by hand, is tightened the first time it is written in
+(group and other bits dropped; only when this user owns it). Directories above the state
+directory are not touched, except those :func:`private_dir` creates itself.
 """
 from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
+
+
+def private_dir(path: str | Path) -> Path:
+    """``path`` as a directory only this user can enter: created 0700 (with any missing parents,
+    0700 too), or tightened when it exists with group or other bits (and belongs to this user)."""
+    p = Path(path)
+    missing: list[Path] = []
+    q = p
+    while not q.exists() and q != q.parent:
+        missing.append(q)
+        q = q.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            pass  # a concurrent writer made it: tightened below like any existing one
+        else:
+            os.chmod(d, PRIVATE_DIR)  # exact, whatever the umask
+    tighten(p)
+    return p
+
+
+def tighten(path: str | Path, fd: int | None = None) -> None:
+    """Drop the group and other bits of an existing file or directory of this user's."""
+    try:
+        st = os.fstat(fd) if fd is not None else os.stat(path)
+    except OSError:
+        return
+    loose = stat.S_IMODE(st.st_mode) & 0o077
+    if loose and st.st_uid == os.getuid():
+        mode = stat.S_IMODE(st.st_mode) & ~0o077
+        try:
+            os.fchmod(fd, mode) if fd is not None else os.chmod(path, mode)
+        except OSError:
+            pass  # a file system without modes: nothing to tighten
 
 
 @dataclass
@@ -56,8 +103,9 @@ class StateStore:
 
     def save(self, service: str, state: ServiceState) -> None:
         path = self._path(service)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{service}.")
+        private_dir(self.directory)
+        private_dir(path.parent)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{service}.")  # 0600
         with os.fdopen(fd, "w") as fh:
             json.dump(state.to_dict(), fh, indent=2)
         os.replace(tmp, path)

@@ -65,7 +65,25 @@ def strategy(svc: Service | None = None, connections: dict | None = None) -> Str
     ],
 )
 def test_duration_accepts_numbers_and_unit_strings(raw, seconds):
-    assert Detection(interval=raw, timeout=0).interval == pytest.approx(seconds)
+    assert Policy(cooldown=raw).cooldown == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("field", ["interval", "timeout", "latency_limit"])
+@pytest.mark.parametrize("raw", [0, 0.0, "0s", "0ms", "0"])
+def test_detection_durations_must_be_positive(field, raw):
+    with pytest.raises(ValidationError, match="greater than 0"):
+        Detection(**{field: raw})
+
+
+@pytest.mark.parametrize("raw", [" " * 100_000 + "5x", "5" + " " * 100_000 + "x", "1" * 100_000 + "x"])
+def test_duration_parsing_is_linear(raw):
+    """The old pattern (two optional runs of spaces around an optional unit) was quadratic."""
+    import time
+
+    started = time.perf_counter()
+    with pytest.raises(ValidationError):
+        Policy(cooldown=raw)
+    assert time.perf_counter() - started < 0.5
 
 
 @pytest.mark.parametrize("raw", ["5x", "-1", "-1s", "", "ms", "1e3", "five seconds", "5 sec", None, True, False,

@@ -191,6 +191,7 @@ class Route53Adapter(AwsCalls, Adapter):
                 found.update(self._list_name(zone, name, typ, wanted))
             return found
         kw: dict[str, Any] = {}
+        starts: set[tuple[Any, ...]] = {()}
         while True:
             resp = self._call("list_resource_record_sets", resource=zone, retry_lost=True, HostedZoneId=zone,
                               MaxItems="300", **kw)
@@ -203,6 +204,7 @@ class Route53Adapter(AwsCalls, Adapter):
             kw = {"StartRecordName": resp["NextRecordName"], "StartRecordType": resp["NextRecordType"]}
             if resp.get("NextRecordIdentifier"):
                 kw["StartRecordIdentifier"] = resp["NextRecordIdentifier"]
+            _advance(starts, kw, zone)
 
     def _list_name(self, zone: str, name: str, typ: str, wanted: set[ResourceKey]) -> dict[ResourceKey, dict[str, Any]]:
         """The record sets at one name/type: ask for as many as are wanted, page on until every
@@ -210,6 +212,7 @@ class Route53Adapter(AwsCalls, Adapter):
         on inside a name (moto) is asked again from the same start for more items."""
         found: dict[ResourceKey, dict[str, Any]] = {}
         kw: dict[str, Any] = {"StartRecordName": name, "StartRecordType": typ}
+        starts: set[tuple[Any, ...]] = {tuple(sorted(kw.items()))}
         items = len(wanted)
         while True:
             resp = self._call("list_resource_record_sets", resource=f"{zone}/{name}", retry_lost=True,
@@ -223,6 +226,7 @@ class Route53Adapter(AwsCalls, Adapter):
             if resp.get("NextRecordIdentifier"):
                 kw = {"StartRecordName": resp["NextRecordName"], "StartRecordType": resp["NextRecordType"],
                       "StartRecordIdentifier": resp["NextRecordIdentifier"]}
+                _advance(starts, kw, f"{zone}/{name}")
             elif items < 300:
                 items = min(300, items * 4)
             else:
@@ -417,6 +421,19 @@ class Route53Adapter(AwsCalls, Adapter):
                 raise Route53Error(f"change {change_id} still {status} after "
                                    f"{self.connection.propagation_timeout:.0f}s", resource=zone, code="Timeout")
             self._sleep(delay)
+
+
+def _advance(starts: set[tuple[Any, ...]], kw: dict[str, Any], resource: str) -> None:
+    """Progress guard of a paging loop: a page must start where no earlier page started. A provider
+    that hands back a marker it gave before (the same page again, or a circle) would be paged forever."""
+    start = tuple(sorted(kw.items()))
+    if start in starts:
+        marker = ", ".join(f"{k.removeprefix('Start')}={v}" for k, v in sorted(kw.items()))
+        raise Route53Error(f"list_resource_record_sets: the paging marker did not advance ({marker} was "
+                           f"given before, after {len(starts)} page(s)); stopped rather than list the same "
+                           "records forever (a provider fault: try again later)", resource=resource,
+                           code="PagingStuck")
+    starts.add(start)
 
 
 def same_attrs(a: Attrs | None, b: Attrs | None) -> bool:

@@ -235,12 +235,20 @@ class CloudDnsApi:
         if rtype:
             kw["type"] = rtype
         resource = f"{zone}/{name}/{rtype}" if name else zone
+        tokens: set[str] = set()  # progress guard: a token given before would page forever
         while True:
             page = self.call("list record sets", resource, self.records.resourceRecordSets().list(**kw).execute)
             yield from page.get("rrsets", [])
-            if not page.get("nextPageToken"):
+            token = page.get("nextPageToken")
+            if not token:
                 return
-            kw["pageToken"] = page["nextPageToken"]
+            if token in tokens:
+                raise CloudDnsError(f"list record sets: the page token did not advance ({str(token)[:40]!r} was "
+                                    f"given before, after {len(tokens) + 1} page(s)); stopped rather than list "
+                                    "the same record sets forever (a provider fault: try again later)",
+                                    resource=resource, code="PagingStuck")
+            tokens.add(token)
+            kw["pageToken"] = token
 
     def create_change(self, zone: str, body: dict[str, Any]) -> dict[str, Any]:
         request = self.records.changes().create(project=self.project, managedZone=zone, body=body)
