@@ -88,3 +88,66 @@ def progress_writer(path):
 def fail_from(module, exc, **result):
     """Turn a library error into fail_json with its message (which names what and where)."""
     module.fail_json(msg=str(exc), error_type=type(exc).__name__, **result)
+
+
+# The MCP server's run request. Ansible templates extra vars, so the server never passes a
+# client's value as one: it writes the request as a JSON file and passes only its path; the
+# module reads the values from the file here, as plain data (never templated).
+REQUEST_FILE_ARG = dict(request_file=dict(type="path", required=False))
+
+# per module: the operations a request may name, and the fields it may set (with their types)
+REQUEST_FIELDS = {
+    "service_failover": (("failover", "failback"),
+                         dict(strategy_file=str, service=str, action=str, target=str, force=bool,
+                              expected_plan=str)),
+    "region_failover": (("region",), dict(strategy_file=str, region=str, force=bool, expected_plans=dict)),
+}
+
+
+def request_problems(data, module_name):
+    """Every problem of a request (a parsed JSON value) for ``module_name``; empty when valid."""
+    operations, fields = REQUEST_FIELDS[module_name]
+    if not isinstance(data, dict):
+        return ["the request is a JSON object"]
+    problems = []
+    if data.get("operation") not in operations:
+        problems.append("operation must be one of %s for this module" % ", ".join(operations))
+    for key, value in data.items():
+        if key == "operation":
+            continue
+        if key not in fields:
+            problems.append("unknown field %r" % (key,))
+        elif value is not None and (not isinstance(value, fields[key])
+                                    or (fields[key] is not bool and isinstance(value, bool))):
+            problems.append("%s must be a %s" % (key, fields[key].__name__))
+        elif isinstance(value, dict) and not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            problems.append("%s maps names to strings" % key)
+    if module_name == "service_failover" and data.get("action", data.get("operation")) != data.get("operation"):
+        problems.append("action must be the request's operation")
+    return problems
+
+
+def read_request(module, module_name):
+    """Set the module's parameters from the file named by its ``request_file`` option (when
+    given): the request's values win over the task's. Fails the module on a bad request.
+    Returns the request (None without a request file)."""
+    path = module.params.get("request_file")
+    if not path:
+        return None
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg="cannot read the request file %s: %s" % (path, type(exc).__name__))
+    problems = request_problems(data, module_name)
+    if problems:
+        module.fail_json(msg="invalid request file %s: %s" % (path, "; ".join(problems)), problems=problems)
+    for key, value in data.items():
+        if key == "operation":
+            if module_name == "service_failover":
+                module.params["action"] = value
+        else:
+            module.params[key] = value
+    return data

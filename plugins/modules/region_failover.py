@@ -17,9 +17,8 @@ description:
   - The result is compact (one short row per service); every service's full report is on disk.
 options:
   region:
-    description: The region to leave.
+    description: The region to leave (required unless O(request_file) names it).
     type: str
-    required: true
   force:
     description: Override the safety refusals (unhealthy target, cooldown). The lock is never overridden.
     type: bool
@@ -40,6 +39,12 @@ options:
       - Service name to the fingerprint of its confirmed plan (see M(resilience.failover.service_failover)).
       - A service whose plan changed since, or that must move but is not listed, is refused as stale.
     type: dict
+  request_file:
+    description:
+      - A JSON file holding the run's request (C(operation) C(region), and any of C(region), C(force),
+        C(expected_plans), C(strategy_file)); its values win over the task's.
+      - The MCP server passes a client's request this way, so that no value of it is ever templated.
+    type: path
 extends_documentation_fragment:
   - resilience.failover.strategy
 author:
@@ -97,18 +102,24 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.resilience.failover.plugins.module_utils.failover_common import (
     COMMON_ARGS,
+    REQUEST_FILE_ARG,
     FailoverError,
     fail_from,
     load,
     progress_writer,
+    read_request,
 )
 
 
 def main():
-    spec = dict(COMMON_ARGS, region=dict(type="str", required=True), force=dict(type="bool", default=False),
+    spec = dict(COMMON_ARGS, **REQUEST_FILE_ARG, region=dict(type="str"), force=dict(type="bool", default=False),
                 take_over=dict(type="bool", default=False), progress_file=dict(type="path"),
                 expected_plans=dict(type="dict"))
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
+                           required_one_of=[("region", "request_file")])
+    read_request(module, "region_failover")
+    if not module.params["region"]:
+        module.fail_json(msg="region is required (the request file names none)")
     loaded = load(module)
     from failover_engine.engine import FailoverEngine
 

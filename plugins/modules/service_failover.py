@@ -21,9 +21,8 @@ description:
     away from a failing availability zone, cancelled once the zone is healthy again).
 options:
   service:
-    description: Name of the service in the strategy file.
+    description: Name of the service in the strategy file (required unless O(request_file) names it).
     type: str
-    required: true
   action:
     description:
       - C(failover) moves traffic to O(target), or to the first healthy standby.
@@ -57,6 +56,13 @@ options:
       - The run is refused as stale, even with O(force), unless the plan computed under the lock has it,
         so what runs is exactly what was confirmed (the MCP server's two-step trigger uses this).
     type: str
+  request_file:
+    description:
+      - A JSON file holding the run's request (C(operation) C(failover) or C(failback), and any of
+        C(service), C(action), C(target), C(force), C(expected_plan), C(strategy_file)); its values win
+        over the task's.
+      - The MCP server passes a client's request this way, so that no value of it is ever templated.
+    type: path
 extends_documentation_fragment:
   - resilience.failover.strategy
 author:
@@ -132,9 +138,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.resilience.failover.plugins.module_utils.failover_common import (
     COMMON_ARGS,
+    REQUEST_FILE_ARG,
     FailoverError,
     fail_from,
     load,
+    read_request,
 )
 
 
@@ -172,15 +180,19 @@ def apply(engine, params):
 
 
 def main():
-    spec = dict(COMMON_ARGS,
-                service=dict(type="str", required=True),
+    spec = dict(COMMON_ARGS, **REQUEST_FILE_ARG,
+                service=dict(type="str"),
                 action=dict(type="str", default="failover", choices=["failover", "failback", "switch", "rebalance"]),
                 target=dict(type="str"),
                 force=dict(type="bool", default=False),
                 take_over=dict(type="bool", default=False),
                 expected_plan=dict(type="str"))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
-                           required_if=[("action", "switch", ["target"])])
+                           required_if=[("action", "switch", ["target"])],
+                           required_one_of=[("service", "request_file")])
+    read_request(module, "service_failover")
+    if not module.params["service"]:
+        module.fail_json(msg="service is required (the request file names none)")
     if module.params["action"] == "rebalance" and module.params["target"]:
         module.fail_json(msg="action=rebalance takes no target: it puts exactly the healthy members in rotation")
     loaded = load(module)
