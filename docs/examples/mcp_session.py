@@ -26,11 +26,14 @@ from failover_engine.lab.lab import Lab
 
 
 def server_params(home: Path, connections: Path, env: dict[str, str]) -> StdioServerParameters:
-    """The server as a client registers it: the `failover-mcp` command with --home, and the
-    operator's --connections (clients name connections, they never define where credentials go)."""
+    """The server as a client registers it: the `failover-mcp` command with --home, the
+    operator's --connections (clients name connections, they never define where credentials go),
+    and the operator's policy: the zone clients may touch and where their probes may go (the
+    lab's regions listen on loopback, which clients may only probe when allowed explicitly)."""
     script = Path(sys.executable).with_name("failover-mcp")
     command, args = (str(script), []) if script.exists() else (sys.executable, ["-m", "failover_engine.mcp.server"])
-    return StdioServerParameters(command=command, args=[*args, "--home", str(home), "--connections", str(connections)],
+    return StdioServerParameters(command=command, args=[*args, "--home", str(home), "--connections", str(connections),
+                                                        "--allow-zone", "drill.example.", "--allow-probe", "127.0.0.1"],
                                  env=env)
 
 

@@ -71,6 +71,11 @@ def connections_file(lab: Lab, home: Path) -> Path:
     return path
 
 
+# the operator's policy for the lab: clients may touch the lab's zone and probe its local regions
+# (loopback is denied unless allowed explicitly)
+LAB_POLICY = ("--allow-zone", ZONE, "--allow-probe", "127.0.0.1")
+
+
 def server_env(lab: Lab, **extra: str) -> dict[str, str]:
     env = lab.child_env()
     env.pop("FAILOVER_STRATEGY", None)
@@ -98,7 +103,7 @@ async def connect(lab: Lab, home: Path, *args: str, env: dict[str, str] | None =
     errlog = errlog or home.parent / f"{home.name}-stderr.log"
     params = StdioServerParameters(command=sys.executable,
                                    args=["-m", "failover_engine.mcp.server", "--home", str(home),
-                                         "--connections", str(connections_file(lab, home)), *args],
+                                         "--connections", str(connections_file(lab, home)), *LAB_POLICY, *args],
                                    env=env if env is not None else server_env(lab))
     with errlog.open("a", encoding="utf-8") as err:
         try:
@@ -476,7 +481,7 @@ async def test_streamable_http(lab: Lab, tmp_path: Path) -> None:
     with (tmp_path / "http-stderr.log").open("w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "failover_engine.mcp.server", "--transport", "http",
                                  "--port", str(port), "--home", str(home),
-                                 "--connections", str(connections_file(lab, home))],
+                                 "--connections", str(connections_file(lab, home)), *LAB_POLICY],
                                 env=server_env(lab), stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     try:
         deadline = time.monotonic() + 30

@@ -1,11 +1,20 @@
 """Typed inputs and structured outputs of the MCP tools (their JSON schemas are generated from these)."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..model import Name
+from .policy import PATTERNS
+
+# Strict identifiers (see policy.PATTERNS): nothing a template or a shell could read as code.
+Region = Annotated[str, Field(max_length=63, pattern=PATTERNS["region"],
+                              description="a region name: lower-case letters, digits and -, e.g. us-east-1")]
+Zone = Annotated[str, Field(max_length=63, pattern=PATTERNS["zone"],
+                            description="an availability zone name: lower-case letters, digits and -, e.g. us-east-1a")]
+# free text (recorded, shown, never templated): bounded, no control characters
+Reason = Annotated[str, Field(min_length=3, max_length=500, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 class _In(BaseModel):
@@ -29,13 +38,14 @@ class DefineResult(BaseModel):
 
 class StandbyIn(_In):
     name: Name
-    region: str | None = None
-    zone: str | None = None
+    region: Region | None = None
+    zone: Zone | None = None
     weight: int | None = None
     capacity: int | None = None
     probe: dict[str, Any] | None = Field(default=None, description="health probe, as in a strategy file")
     gate: dict[str, Any] | None = None
     routing: list[dict[str, Any]] = Field(
+        max_length=16,
         description="this endpoint's binding on each routing entry of the service, in order "
         "(route53: {values, set_identifier}; clouddns: {values}; trafficmanager: {endpoint}; ...)")
 
@@ -52,11 +62,11 @@ class Condition(_In):
     """What happened and what to do: one service or a whole region."""
 
     service: Name | None = Field(default=None, description="the service to act on (or give region)")
-    region: str | None = Field(default=None, description="move every service active in this region out of it")
+    region: Region | None = Field(default=None, description="move every service active in this region out of it")
     action: Literal["failover", "failback"] = Field(
         default="failover", description="failover (to a standby or target) or failback (to the primary); service only")
     target: Name | None = Field(default=None, description="endpoint to fail over to (service failover only)")
-    reason: str = Field(min_length=3, max_length=500, description="why: recorded in the event log")
+    reason: Reason = Field(description="why: recorded in the event log (3-500 characters, no control characters)")
     kind: Literal["manual", "detected"] = Field(
         default="manual", description="manual: an operator's decision; detected: on a failure the probes "
         "must confirm now (refused when the active endpoint is healthy)")

@@ -9,11 +9,15 @@ allowlisted playbook run through ansible-runner, after a two-step confirmation:
 2. ``failover.trigger(condition, confirm=token)`` runs the playbook, which re-plans under the
    service lock and refuses the run as stale unless the plan is still the confirmed one.
 
-Tools run their blocking work (cloud reads, probes, the playbook) in worker threads.
+What a client may do is the operator's policy (:mod:`.policy`: limits, strict identifiers,
+the zones, records and probe destinations clients may use), checked when a strategy is stored
+and again when it is used. Tools run their blocking work in bounded lanes of worker threads
+with deadlines (:mod:`.work`). Threat model: docs/mcp.md.
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import logging
@@ -22,25 +26,30 @@ import shutil
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Callable
 
-import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field
 
 from ..engine import FailoverEngine
 from ..errors import FailoverError, LockHeld
 from ..events import EventLog, iso, redact
 from ..locks import FileLock
 from ..metrics import history
-from ..model import Strategy
+from ..model import Name, Strategy
 from ..plan import Plan
-from .models import (BlastRadius, Condition, ConfigureResult, DefineResult, MonitorResult, ProblemOut,
-                     RunOutcome, ServiceOutcome, StandbyIn, TriggerResult)
-from .playbooks import PlaybookError, PlaybookRunner
+from .models import (Condition, ConfigureResult, DefineResult, MonitorResult, ProblemOut, StandbyIn,
+                     TriggerResult)
+from .outcomes import blast_radius, run_outcome
+from .playbooks import PlaybookError, PlaybookRunner, credential_needs
+from .policy import OperatorPolicy, mask_headers
+from .settings import (ServerSettings, SettingsError, WorkSettings, add_arguments, build_settings,  # noqa: F401
+                       load_connections)
 from .store import StoreRejected, StrategyStore
 from .tokens import TokenBook, TokenRefused
+from .work import Busy, DeadlineExceeded, Lane
 
 log = logging.getLogger("failover.mcp")
 
@@ -50,6 +59,8 @@ services), set standbys with failover.configure, watch with failover.monitor. To
 call failover.trigger(condition) first - it changes nothing and returns the plan, its blast
 radius and a token; show the plan, then call failover.trigger(condition, confirm=token) with the
 same condition to run it. Tokens expire and go stale when the state changes: plan again then."""
+
+MAX_TOKEN = 4096  # a confirmation token is a few hundred characters
 
 
 def _problems(exc: StoreRejected) -> list[ProblemOut]:
@@ -63,60 +74,23 @@ def _error(model: Any, text: str) -> CallToolResult:
                           structured_content=data, is_error=True)
 
 
-def blast_radius(plans: list[Plan]) -> BlastRadius:
-    records, providers, ins, outs, services = [], [], [], [], []
-    for p in plans:
-        if p.is_noop:
-            continue
-        services.append(p.service)
-        for step in p.steps:
-            if step.effective:
-                label = f"{step.adapter} ({step.connection})" if step.connection else step.adapter
-                providers.append(label)
-                records.extend(str(c.key) for c in step.effective)
-        cur = {n for n, w in (p.current or {}).items() if w > 0}
-        new = {n for n, w in p.target.items() if w > 0}
-        ins.extend(f"{p.service}/{n}" for n in sorted(new - cur))
-        outs.extend(f"{p.service}/{n}" for n in sorted(cur - new))
-    uniq = lambda xs: sorted(dict.fromkeys(xs))  # noqa: E731
-    return BlastRadius(services=uniq(services), records=uniq(records), providers=uniq(providers),
-                       endpoints_in=ins, endpoints_out=outs)
-
-
-def _full_report(row: dict[str, Any]) -> dict[str, Any]:
-    """A region run's compact row, with the service's full report read from the state directory."""
-    path = row.get("report")
-    if isinstance(path, str):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                full = json.load(fh)
-            if isinstance(full, dict):
-                return full
-        except (OSError, ValueError):
-            pass
-    return {"service": row.get("service"), "status": row.get("status", "error"), "errors": row.get("errors") or []}
-
-
-def _service_outcome(report: dict[str, Any] | None, fallback_service: str, msg: str | None = None) -> ServiceOutcome:
-    if not report:
-        return ServiceOutcome(service=fallback_service, status="error", errors=[msg or "no result from the playbook"])
-    tl = report.get("timeline") or {}
-    plan = report.get("plan") or {}
-    status = report.get("status", "error")
-    active = plan.get("target") if status in ("succeeded", "unverified") else plan.get("current")
-    return ServiceOutcome(service=report.get("service", fallback_service), status=status, active=active,
-                          rto_s=tl.get("rto_s"), phases_s=tl.get("phases_s"), errors=report.get("errors") or [],
-                          report=redact(report), report_path=report.get("report_path"))
+def _plain_error(text: str, **fields: Any) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)],
+                          structured_content={"error": text, **fields}, is_error=True)
 
 
 class FailoverMcp:
-    """The tools' behaviour, independent of the transport (tests call it directly too)."""
+    """The tools' behaviour, independent of the transport (tests call it directly too). Each
+    tool method returns its structured result or a structured error; none raises for a client's
+    input (the server's own faults aside)."""
 
     def __init__(self, home: str | Path, *, token_ttl: float = 300.0, allow_code_probes: bool = False,
                  root: Path | None = None, playbook_timeout: int = 900, connections: dict[str, Any] | None = None,
-                 allow_client_connections: bool = False, keep_runs: int = 100):
+                 allow_client_connections: bool = False, keep_runs: int = 100,
+                 policy: OperatorPolicy | None = None):
+        self.policy = policy or OperatorPolicy(allow_code_probes=allow_code_probes)
         self.store = StrategyStore(home, allow_code_probes=allow_code_probes, connections=connections,
-                                   allow_client_connections=allow_client_connections)
+                                   allow_client_connections=allow_client_connections, policy=self.policy)
         self.keep_runs = keep_runs
         self.tokens = TokenBook(token_ttl)
         self.runner = PlaybookRunner(self.store.home, root=root, timeout=playbook_timeout)
@@ -135,7 +109,8 @@ class FailoverMcp:
         data = parsed.model_dump(mode="json", exclude={"state_dir"})
         data["services"] = {k: v for k, v in data["services"].items() if k in defined}
         self.events.append("mcp_defined", None, services=defined)
-        return DefineResult(ok=True, stored=True, services=names, defined=defined, strategy=redact(data))
+        return DefineResult(ok=True, stored=True, services=names, defined=defined,
+                            strategy=mask_headers(redact(data)))
 
     def configure(self, service: str, standbys: list[StandbyIn], replace: bool) -> ConfigureResult | CallToolResult:
         active = None
@@ -157,9 +132,38 @@ class FailoverMcp:
         return ConfigureResult(ok=True, stored=True, service=service, standbys=names)
 
     # ------------------------------------------------------------------ trigger
+    def trigger(self, cond: Condition, confirm: str | None = None, progress: Callable[[str], None] | None = None
+                ) -> TriggerResult | CallToolResult:
+        """Dry run (no ``confirm``) or confirmed run; refusals and failures as structured errors."""
+        try:
+            result = self.plan(cond) if confirm is None else self.apply(cond, confirm, progress)
+        except (PlaybookError, FailoverError) as exc:
+            stage = "refused" if confirm is None else "failed"
+            result = TriggerResult(stage=stage, condition=cond, refusals=[str(exc)],
+                                   summary=f"{'cannot plan' if confirm is None else 'run failed'}: {exc}")
+        log.info("trigger %s: %s", cond.model_dump(exclude={"reason"}), result.stage)
+        if result.stage in ("refused", "failed"):
+            return _error(result, result.summary)
+        return result
+
+    def _subjects(self, strategy: Strategy, cond: Condition) -> list[str]:
+        """The services a condition may touch (before planning): the service, or every service
+        with an endpoint in the region."""
+        if cond.service is not None:
+            return [cond.service]
+        return sorted(n for n, svc in strategy.services.items() if any(ep.region == cond.region for ep in svc.endpoints))
+
+    def _policy_refusal(self, strategy: Strategy, names: list[str]) -> list[str]:
+        problems = self.policy.use_problems(strategy, names)
+        return [f"the operator's policy refuses this now: {p}" for p in problems]
+
     def plan(self, cond: Condition) -> TriggerResult:
         """The dry run: plans, blast radius, refusals and (when it may run) a token."""
         engine = FailoverEngine(self.store.loaded())
+        refused = self._policy_refusal(engine.strategy, self._subjects(engine.strategy, cond))
+        if refused:
+            return TriggerResult(stage="refused", condition=cond, refusals=refused,
+                                 summary="refused, nothing will run: " + "; ".join(refused))
         refusals: list[str] = []
         plans: list[Plan] = []
         if cond.service is not None:
@@ -169,26 +173,16 @@ class FailoverMcp:
             plan = engine.plan(cond.service, cond.action, cond.target, verdicts=verdicts, observation=obs)
             plans.append(plan)
             if cond.kind == "detected" and cond.action == "failover":
-                healthy = [n for n in (obs.active or {}) if getattr(verdicts.get(n), "health", "") == "healthy"]
-                if healthy:
-                    refusals.append(f"condition kind detected, but the active endpoint(s) {', '.join(healthy)} of "
-                                    f"{cond.service} pass their probes now: no failure to act on (use kind manual "
-                                    "to fail over anyway)")
+                refusals += _still_healthy(cond, cond.service, obs.active or {}, verdicts, engine)
         else:
-            decisions, region_plans = engine.region_plans(cond.region)
+            _, region_plans = engine.region_plans(cond.region)
             if not region_plans:
                 refusals.append(f"no service is active in {cond.region}, or none has an endpoint outside it")
             for plan in region_plans:
-                name = plan.service
                 plans.append(plan)
                 if cond.kind == "detected":
-                    v = engine.check(name)
-                    svc = engine.loaded.service(name)
-                    healthy = [n for n in (plans[-1].current or {})
-                               if svc.endpoint(n).region == cond.region and getattr(v.get(n), "health", "") == "healthy"]
-                    if healthy:
-                        refusals.append(f"condition kind detected, but {name}'s endpoint(s) {', '.join(healthy)} in "
-                                        f"{cond.region} pass their probes now (use kind manual to fail over anyway)")
+                    refusals += _still_healthy(cond, plan.service, plan.current or {}, engine.check(plan.service),
+                                               engine)
         safety = [f"{p.service}: {r}" for p in plans if not p.is_noop for r in p.refusals]
         warnings = [f"{p.service}: {w}" for p in plans for w in p.warnings]
         radius = blast_radius(plans)
@@ -211,11 +205,27 @@ class FailoverMcp:
                           + f"{forced}. Confirm with the token before {result.expires_at}.")
         return result
 
-    def apply(self, cond: Condition, token: str, progress=None) -> TriggerResult:
+    def _confirm_refusals(self, cond: Condition, services: list[str]) -> list[str]:
+        """What the confirm re-checks before anything runs: the operator's policy (zones, probe
+        destinations, resolved again) and, for kind detected, that the failure still holds."""
+        engine = FailoverEngine(self.store.loaded())
+        refused = self._policy_refusal(engine.strategy, services)
+        if refused or cond.kind != "detected" or cond.action != "failover":
+            return refused
+        out = []
+        observed = engine.observe_many(services)
+        for name in services:
+            out += _still_healthy(cond, name, observed[name].active or {}, engine.check(name), engine)
+        return out
+
+    def apply(self, cond: Condition, token: str, progress: Callable[[str], None] | None = None) -> TriggerResult:
         """Redeem ``token`` and run the playbook (blocking). Refusals come back as stage refused."""
         progress = progress or (lambda msg: None)
         result = TriggerResult(stage="refused", condition=cond, summary="")
         try:
+            if len(token) > MAX_TOKEN:
+                raise TokenRefused("the confirmation token is not one this server issued (forged, altered or from "
+                                   "another server process): trigger a dry run first")
             services = sorted(self.tokens.peek(token, cond.model_dump(mode="json")).plans)
         except TokenRefused as exc:
             result.refusals, result.summary = [str(exc)], f"refused: {exc}"
@@ -224,6 +234,10 @@ class FailoverMcp:
             with contextlib.ExitStack() as held:  # every service's trigger lock, sorted: no deadlock
                 for name in services:
                     held.enter_context(self.trigger_lock.hold(name, f"mcp trigger: {cond.reason[:60]}"))
+                refused = self._confirm_refusals(cond, services)
+                if refused:  # the token stays usable: the state may change back
+                    result.refusals, result.summary = refused, "refused, nothing ran: " + "; ".join(refused)
+                    return result
                 try:  # consumed only once the lock is held: a refusal for a busy lock keeps it usable
                     grant = self.tokens.redeem(token, cond.model_dump(mode="json"))
                 except TokenRefused as exc:
@@ -233,26 +247,27 @@ class FailoverMcp:
                     self.events.append("mcp_triggered", name, region=cond.region, action=cond.action,
                                        kind=cond.kind, reason=cond.reason, force=cond.force, services=services,
                                        plans=grant.plans)
+                request: dict[str, Any] = {"strategy_file": str(self.store.path), "force": cond.force}
                 if cond.service is not None:
                     op = cond.action
-                    xv: dict[str, Any] = {"service": cond.service, "expected_plan": grant.plans[cond.service]}
-                    if cond.target:
-                        xv["target"] = cond.target
+                    request.update(service=cond.service, action=cond.action, target=cond.target,
+                                   expected_plan=grant.plans[cond.service])
                 else:
-                    op, xv = "region", {"region": cond.region, "expected_plans": grant.plans}
-                xv.update(strategy_file=str(self.store.path), force=cond.force)
+                    op = "region"
+                    request.update(region=cond.region, expected_plans=grant.plans)
+                families, token_vars = credential_needs(self.store.loaded().strategy)
                 progress(f"running playbook {op} for {', '.join(services)}")
-                run = self.runner.run(op, xv, progress=progress)
+                run = self.runner.run(op, request, progress=progress, families=families, token_vars=token_vars)
         except LockHeld as exc:
             result.refusals = [f"another trigger is running: {exc}"]
             result.summary = f"refused: {result.refusals[0]}"
             return result
         self._prune_runs()
-        result.outcome = self._outcome(run, cond, services)
+        result.outcome = run_outcome(run, cond, services)
         ok = result.outcome.status == "succeeded"
-        refused = bool(result.outcome.services) and all(s.status == "refused" for s in result.outcome.services)
-        result.stage = "applied" if ok else "refused" if refused else "failed"
-        if refused:
+        refused_all = bool(result.outcome.services) and all(s.status == "refused" for s in result.outcome.services)
+        result.stage = "applied" if ok else "refused" if refused_all else "failed"
+        if refused_all:
             result.refusals = [e for s in result.outcome.services for e in s.errors]
         for name in services:
             self.events.append("mcp_run_finished", name, region=cond.region, status=result.outcome.status,
@@ -270,28 +285,17 @@ class FailoverMcp:
         for old in runs[:max(0, len(runs) - self.keep_runs)]:
             shutil.rmtree(old, ignore_errors=True)
 
-    def _outcome(self, run, cond: Condition, services: list[str]) -> RunOutcome:
-        res = run.result or {}
-        outs: list[ServiceOutcome] = []
-        if cond.service is not None:
-            outs.append(_service_outcome(res.get("report"), cond.service, res.get("msg")))
-        else:
-            for row in res.get("services") or []:
-                outs.append(_service_outcome(_full_report(row), row.get("service", "?")))
-            if not outs:
-                outs = [_service_outcome(None, s, res.get("msg")) for s in services]
-        errors = list(run.failed_tasks)
-        if run.status != "successful" and not errors:
-            errors.append(f"ansible-runner status {run.status}, rc {run.rc}")
-        ok = run.rc == 0 and all(s.status in ("succeeded", "noop") for s in outs)
-        return RunOutcome(status="succeeded" if ok else (outs[0].status if len(outs) == 1 else "failed"),
-                          playbook=run.playbook, run_id=run.run_id, rc=run.rc, duration_s=run.duration_s,
-                          services=outs, errors=errors)
-
     # ------------------------------------------------------------------ monitor
-    def monitor(self, service: str, events: int, probe: bool) -> MonitorResult:
-        engine = FailoverEngine(self.store.loaded())
-        st = engine.status(service, probe=probe, events=events)
+    def monitor(self, service: str, events: int = 20, probe: bool = True) -> MonitorResult | CallToolResult:
+        try:
+            engine = FailoverEngine(self.store.loaded())
+            engine.loaded.service(service)
+            refused = self._policy_refusal(engine.strategy, [service]) if probe else []
+            if refused:
+                return _plain_error(f"cannot monitor {service}: " + "; ".join(refused), service=service)
+            st = engine.status(service, probe=probe, events=events)
+        except FailoverError as exc:  # e.g. unknown service: say why (the SDK hides an exception's text)
+            return _plain_error(f"cannot monitor {service}: {exc}", service=service)
         runs = history(self.store.state_dir / "reports", service)
         rtos = [r["rto_s"] for r in runs if r.get("status") == "succeeded" and r.get("rto_s") is not None]
         metrics = {"runs": len(runs), "succeeded": sum(1 for r in runs if r.get("status") == "succeeded"),
@@ -301,8 +305,25 @@ class FailoverMcp:
         return MonitorResult(
             service=service, strategy=st["strategy"], scope=st["scope"], primary=st["primary"], active=st["active"],
             failed_over=st["failed_over"], out_of_rotation=st["out_of_rotation"], verdicts=st["verdicts"],
-            warnings=st["routing"].get("warnings", []), state=st["state"], recent_events=redact(st["recent_events"]),
-            metrics=metrics, interrupted=st.get("interrupted", []))
+            warnings=st["routing"].get("warnings", []), state=st["state"],
+            recent_events=mask_headers(redact(st["recent_events"])), metrics=metrics,
+            interrupted=st.get("interrupted", []))
+
+
+def _still_healthy(cond: Condition, name: str, active: dict[str, Any], verdicts: dict[str, Any],
+                   engine: FailoverEngine) -> list[str]:
+    """A ``detected`` condition needs a failure: the active endpoints (in the region, for a
+    region condition) that pass their probes now refuse it."""
+    svc = engine.loaded.service(name)
+    healthy = [n for n in active if (cond.region is None or svc.endpoint(n).region == cond.region)
+               and getattr(verdicts.get(n), "health", "") == "healthy"]
+    if not healthy:
+        return []
+    if cond.service is not None:
+        return [f"condition kind detected, but the active endpoint(s) {', '.join(healthy)} of {name} pass their "
+                "probes now: no failure to act on (use kind manual to fail over anyway)"]
+    return [f"condition kind detected, but {name}'s endpoint(s) {', '.join(healthy)} in {cond.region} pass their "
+            "probes now (use kind manual to fail over anyway)"]
 
 
 def _strategy_schema() -> dict[str, Any]:
@@ -313,23 +334,63 @@ def _strategy_schema() -> dict[str, Any]:
     return defs
 
 
-def build_server(tools: FailoverMcp) -> MCPServer:
-    server = MCPServer(name="failover-engine", instructions=INSTRUCTIONS, version=_version(), log_level="WARNING")
-    thread = anyio.to_thread.run_sync
+class Lanes:
+    """The server's kinds of blocking work, each bounded (see :mod:`.work`): probing (dry runs,
+    monitor with probes), reading (cloud reads without probes: monitor probe=false, configure),
+    storing (define, resources) and running (confirmed playbook runs)."""
+
+    def __init__(self, work: WorkSettings, playbook_timeout: float):
+        def lane(name: str, deadline: float, workers: int | None = None, per_client: int | None = None) -> Lane:
+            return Lane(name, workers=workers or work.workers, queue=work.queue,
+                        per_client=per_client or work.per_client, deadline=deadline)
+
+        self.probe = lane("probing", work.call_timeout)
+        self.read = lane("reading", work.call_timeout)
+        self.store = lane("storing", min(work.call_timeout, 30.0))
+        self.run = lane("playbook", playbook_timeout + 60.0, workers=max(2, work.workers // 2))
+
+
+def _client(ctx: Context | None) -> Any:
+    try:
+        return id(ctx.session) if ctx is not None else None
+    except Exception:
+        return None
+
+
+def build_server(tools: FailoverMcp, settings: ServerSettings | None = None) -> MCPServer:
+    from .exposure import StaticBearerToken, auth_settings
+
+    settings = settings or ServerSettings(home=tools.store.home)
+    lanes = Lanes(settings.work, settings.playbook_timeout)
+    auth = auth_settings(settings) if settings.transport == "http" else None
+    server = MCPServer(name="failover-engine", instructions=INSTRUCTIONS, version=_version(), log_level="WARNING",
+                       auth=auth, token_verifier=StaticBearerToken(settings.auth_token) if auth else None)
+
+    async def bounded(lane: Lane, ctx: Context | None, on_error: Callable[[str], Any], fn: Callable[..., Any],
+                      *args: Any) -> Any:
+        try:
+            return await lane.run(fn, *args, client=_client(ctx))
+        except (Busy, DeadlineExceeded) as exc:
+            log.warning("%s: %s", lane.name, exc)
+            return on_error(str(exc))
 
     @server.tool(name="failover.define", annotations=ToolAnnotations(destructiveHint=False, idempotentHint=True))
-    async def define(strategy: dict[str, Any] | str) -> DefineResult:
+    async def define(strategy: dict[str, Any] | str, ctx: Context) -> DefineResult:
         """Validate and store services' strategies (connections and services, as in a strategy file,
         as an object or YAML text). Same-named services and connections are replaced. Returns the
         normalised strategy, or every problem found (then nothing is stored)."""
-        return await thread(tools.define, strategy)
+        return await bounded(lanes.store, ctx, lambda why: _error(DefineResult(
+            ok=False, stored=False, problems=[ProblemOut(path="", message=why)]), why), tools.define, strategy)
 
     @server.tool(name="failover.configure", annotations=ToolAnnotations(destructiveHint=False, idempotentHint=True))
-    async def configure(service: str, standbys: list[StandbyIn], replace: bool = False) -> ConfigureResult:
+    async def configure(service: Name, standbys: Annotated[list[StandbyIn], Field(max_length=16)], ctx: Context,
+                        replace: bool = False) -> ConfigureResult:
         """Set or change an active_passive service's standby (backup) endpoints, each with its binding
         on every routing entry. replace=true makes these the only standbys (a standby taking traffic
         now is never removed); otherwise they are added or updated by name."""
-        return await thread(tools.configure, service, standbys, replace)
+        return await bounded(lanes.read, ctx, lambda why: _error(ConfigureResult(
+            ok=False, stored=False, service=service, problems=[ProblemOut(path="", message=why)]), why),
+            tools.configure, service, standbys, replace)
 
     @server.tool(name="failover.trigger", annotations=ToolAnnotations(destructiveHint=True, idempotentHint=False))
     async def trigger(condition: Condition, ctx: Context, confirm: str | None = None) -> TriggerResult:
@@ -337,66 +398,63 @@ def build_server(tools: FailoverMcp) -> MCPServer:
         dry run returning the plan, its blast radius and a confirmation token (nothing changes). With
         `confirm` set to that token and the same condition: runs the collection's playbook, reports
         progress while it runs, and returns the outcome with the RTO report."""
+        def busy(why: str) -> CallToolResult:
+            return _error(TriggerResult(stage="refused", condition=condition, refusals=[why], summary=why), why)
+
         if confirm is None:
-            try:
-                result = await thread(tools.plan, condition)
-            except FailoverError as exc:
-                result = TriggerResult(stage="refused", condition=condition, refusals=[str(exc)],
-                                       summary=f"cannot plan: {exc}")
-        else:
-            count = 0
+            return await bounded(lanes.probe, ctx, busy, tools.trigger, condition)
+        loop, count = asyncio.get_running_loop(), 0
 
-            def progress(msg: str) -> None:
-                nonlocal count
-                count += 1
-                try:
-                    anyio.from_thread.run(ctx.report_progress, count, None, msg)
-                except Exception:  # a client that went away must not break the run
-                    pass
-
+        def progress(msg: str) -> None:
+            nonlocal count
+            count += 1
             try:
-                result = await thread(tools.apply, condition, confirm, progress)
-            except (PlaybookError, FailoverError) as exc:
-                result = TriggerResult(stage="failed", condition=condition, summary=f"run failed: {exc}",
-                                       refusals=[str(exc)])
-        log.info("trigger %s: %s", condition.model_dump(exclude={"reason"}), result.stage)
-        if result.stage in ("refused", "failed"):
-            return _error(result, result.summary)
-        return result
+                asyncio.run_coroutine_threadsafe(ctx.report_progress(count, None, msg), loop).result(timeout=5)
+            except Exception:  # a client that went away must not break the run
+                pass
+
+        return await bounded(lanes.run, ctx, busy, tools.trigger, condition, confirm, progress)
 
     @server.tool(name="failover.monitor", annotations=ToolAnnotations(readOnlyHint=True))
-    async def monitor(service: str, events: int = 20, probe: bool = True) -> MonitorResult:
+    async def monitor(service: Name, ctx: Context, events: Annotated[int, Field(ge=0, le=200)] = 20,
+                      probe: bool = True) -> MonitorResult:
         """A service's status now: active endpoint, probe verdicts (probe=false skips probing),
         routing warnings, recent events and metrics (RTO history)."""
-        try:
-            return await thread(tools.monitor, service, events, probe)
-        except FailoverError as exc:  # e.g. unknown service: say why (the SDK hides an exception's text)
-            return CallToolResult(content=[TextContent(type="text", text=f"cannot monitor {service}: {exc}")],
-                                  structured_content={"service": service, "error": str(exc)}, is_error=True)
+        return await bounded(lanes.probe if probe else lanes.read, ctx,
+                             lambda why: _plain_error(f"cannot monitor {service}: {why}", service=service, busy=True),
+                             tools.monitor, service, events, probe)
+
+    def _resource_busy(why: str) -> str:
+        raise ResourceError(why)
 
     @server.resource("failover://strategy", name="strategy", mime_type="application/yaml",
-                     description="every stored strategy (secret-looking values masked)")
-    def strategy_all() -> str:
-        return tools.store.yaml_text()
+                     description="every stored strategy (secret-looking values and probe header values masked)")
+    async def strategy_all() -> str:
+        return await bounded(lanes.store, None, _resource_busy, tools.store.yaml_text)
 
     @server.resource("failover://strategy/{service}", name="service-strategy", mime_type="application/yaml",
                      description="one service's stored strategy")
-    def strategy_one(service: str) -> str:
-        try:
-            return tools.store.yaml_text(service)
-        except KeyError:
-            raise ResourceError(f"no service named {service!r} is defined "
-                                f"(defined: {', '.join(tools.store.services()) or 'none'})") from None
+    async def strategy_one(service: str) -> str:
+        def text() -> str:
+            try:
+                return tools.store.yaml_text(service)
+            except KeyError:
+                raise ResourceError(f"no service named {service[:64]!r} is defined "
+                                    f"(defined: {', '.join(tools.store.services()) or 'none'})") from None
+
+        return await bounded(lanes.store, None, _resource_busy, text)
 
     @server.resource("failover://events", name="events", mime_type="application/x-ndjson",
                      description="the last 200 events of the event log (append-only, redacted)")
-    def events_all() -> str:
-        return "".join(json.dumps(e) + "\n" for e in tools.events.read(limit=200))
+    async def events_all() -> str:
+        return await bounded(lanes.store, None, _resource_busy,
+                             lambda: "".join(json.dumps(e) + "\n" for e in tools.events.read(limit=200)))
 
     @server.resource("failover://events/{service}", name="service-events", mime_type="application/x-ndjson",
                      description="the last 200 events of one service")
-    def events_one(service: str) -> str:
-        return "".join(json.dumps(e) + "\n" for e in tools.events.read(service, limit=200))
+    async def events_one(service: str) -> str:
+        return await bounded(lanes.store, None, _resource_busy,
+                             lambda: "".join(json.dumps(e) + "\n" for e in tools.events.read(service, limit=200)))
 
     schema = server._tool_manager.get_tool("failover.define").parameters  # noqa: SLF001 (documented field)
     schema.setdefault("$defs", {}).update(_strategy_schema())
@@ -415,29 +473,6 @@ def _version() -> str:
         return "0"
 
 
-def load_connections(path: Path) -> dict[str, Any]:
-    """The operator's connections file, validated as a strategy file's connections are."""
-    import yaml
-    from pydantic import TypeAdapter, ValidationError
-
-    from ..errors import Problem, StrategyError
-    from ..model import Connection, Name, format_loc
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise StrategyError([Problem("", f"cannot read connections: {exc}", str(path))], str(path)) from None
-    if isinstance(data, dict) and isinstance(data.get("connections"), dict):
-        data = data["connections"]
-    try:
-        parsed = TypeAdapter(dict[Name, Connection]).validate_python(data)
-    except ValidationError as exc:
-        raise StrategyError([Problem(format_loc(tuple(e["loc"])), e["msg"], str(path)) for e in exc.errors()],
-                            str(path)) from None
-    return {name: conn.model_dump(mode="json", exclude_defaults=True) | {"type": conn.type}
-            for name, conn in parsed.items()}
-
-
 def default_home() -> Path:
     env = os.environ.get("FAILOVER_MCP_HOME")
     if env:
@@ -446,51 +481,49 @@ def default_home() -> Path:
     return Path(base) / "failover-mcp"
 
 
+def _private_home(home: Path) -> None:
+    """The home and its state directory: 0700 (files below are made 0600 by the umask)."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for d in (home, home / "state", home / "runs"):
+        if d.is_dir():
+            os.chmod(d, 0o700)
+
+
 def main(argv: list[str] | None = None) -> int:
+    from .exposure import exposure_lines, transport_security
+
     ap = argparse.ArgumentParser(
         prog="failover-mcp", description="MCP server of failover-engine: define, configure, trigger (two-step) "
         "and monitor failovers; changes run through the resilience.failover playbooks.",
         epilog="Register it with an MCP client as the command `failover-mcp --home DIR` (stdio). "
-        "See docs/mcp.md.")
-    ap.add_argument("--home", type=Path, default=None,
-                    help="where strategies, state, event log and run artefacts live "
-                         "(default $FAILOVER_MCP_HOME or ~/.local/state/failover-mcp)")
-    ap.add_argument("--transport", choices=["stdio", "http"], default="stdio",
-                    help="stdio (default) or streamable HTTP")
-    ap.add_argument("--host", default="127.0.0.1", help="HTTP listen address (default 127.0.0.1)")
-    ap.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
-    ap.add_argument("--token-ttl", type=float, default=300.0, help="seconds a confirmation token lives (default 300)")
-    ap.add_argument("--playbook-timeout", type=int, default=900, help="seconds a playbook run may take (default 900)")
-    ap.add_argument("--allow-code-probes", action="store_true",
-                    help="accept command and python probes from clients (they run code on this host)")
-    ap.add_argument("--connections", type=Path, default=None,
-                    help="YAML file of the connections clients may use (name: {type, endpoint_url, ...}, "
-                         "or a strategy file's `connections:`); clients reference them by name")
-    ap.add_argument("--allow-client-connections", action="store_true",
-                    help="accept connections from clients (they decide where credentials are sent: labs only)")
-    ap.add_argument("--keep-runs", type=int, default=100, help="run directories kept under HOME/runs (default 100)")
-    ap.add_argument("--collection-root", type=Path, default=None,
-                    help="checkout holding playbooks/ and ansible.cfg (default: found from the package or cwd)")
+        "See docs/mcp.md (its threat model says what clients can and cannot do).")
+    add_arguments(ap)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="failover-mcp: %(levelname)s %(message)s")
     for noisy in ("botocore", "boto3", "urllib3", "azure", "google", "httpx", "mcp"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.umask(0o077)  # everything this process and its runs write: 0600 files, 0700 directories
     home = (args.home or default_home()).expanduser()
     try:
-        connections = load_connections(args.connections) if args.connections else None
-        tools = FailoverMcp(home, token_ttl=args.token_ttl, allow_code_probes=args.allow_code_probes,
-                            root=args.collection_root, playbook_timeout=args.playbook_timeout,
-                            connections=connections, allow_client_connections=args.allow_client_connections,
-                            keep_runs=args.keep_runs)
-    except (PlaybookError, FailoverError) as exc:
+        settings = build_settings(args, home)
+        _private_home(home)
+        tools = FailoverMcp(home, token_ttl=settings.token_ttl, allow_code_probes=settings.allow_code_probes,
+                            root=settings.collection_root, playbook_timeout=settings.playbook_timeout,
+                            connections=settings.connections,
+                            allow_client_connections=settings.allow_client_connections,
+                            keep_runs=settings.keep_runs, policy=settings.policy)
+    except (SettingsError, PlaybookError, FailoverError, OSError) as exc:
         print(f"failover-mcp: {exc}", file=sys.stderr)
         return 2
-    server = build_server(tools)
-    log.info("home %s, playbooks %s, transport %s", tools.store.home, tools.runner.root, args.transport)
-    if args.transport == "stdio":
+    server = build_server(tools, settings)
+    log.info("home %s, playbooks %s, transport %s", tools.store.home, tools.runner.root, settings.transport)
+    for line in exposure_lines(settings):
+        log.info("%s", line)
+    if settings.transport == "stdio":
         server.run("stdio")
     else:
-        server.run("streamable-http", host=args.host, port=args.port)
+        server.run("streamable-http", host=settings.host, port=settings.port,
+                   transport_security=transport_security(settings))
     return 0
 
 

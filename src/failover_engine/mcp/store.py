@@ -1,9 +1,12 @@
 """The MCP server's strategy store: one strategy file in the server's home, changed only whole.
 
 ``define`` merges a strategy document (its connections and services replace same-named ones)
-and ``configure`` sets a service's standby endpoints; either way the merged document is
-validated as a whole (structure, then cross-field rules, then the server's own policy) and
-written atomically only when every check passes. A rejected input changes nothing.
+and ``configure`` sets a service's standby endpoints; either way the input is first checked raw
+against the operator's limits (size, depth, string length: :mod:`.policy`), then the merged
+document is validated as a whole (structure, then cross-field rules, then the operator's
+policy: identifiers, counts, timings, zones, records, probe destinations, code probes) and
+written atomically (0600) only when every check passes. A rejected input changes nothing.
+YAML text from a client is read strictly: no aliases, no duplicate keys, bounded nesting.
 """
 from __future__ import annotations
 
@@ -19,9 +22,8 @@ import yaml
 from ..errors import Problem, StrategyError
 from ..events import redact
 from ..loader import LoadedStrategy, load_strategy, parse_strategy
-from ..model import CommandProbe, PythonProbe, Strategy
-
-INPUT = "<mcp input>"
+from ..model import Strategy
+from .policy import INPUT, OperatorPolicy, mask_headers
 
 
 class StoreRejected(Exception):
@@ -36,37 +38,51 @@ def _problem(path: str, message: str) -> Problem:
     return Problem(path, message, INPUT)
 
 
-def _unsafe_probes(strategy: Strategy) -> list[Problem]:
-    """Probes that run code on the server host (command, python), each with its path."""
-    out = []
+class _StrictLoader(yaml.SafeLoader):
+    """YAML from clients: aliases (a billion laughs) and duplicate keys refused, nesting bounded."""
 
-    def check(spec: Any, path: str) -> None:
-        if isinstance(spec, (CommandProbe, PythonProbe)):
-            out.append(_problem(path, f"a {spec.type} probe runs code on the server host; this server "
-                                      "refuses them from MCP clients (start it with --allow-code-probes to allow)"))
+    max_depth = 32
 
-    for sname, svc in strategy.services.items():
-        for i, ep in enumerate(svc.endpoints):
-            check(ep.probe, f"services.{sname}.endpoints[{i}].probe")
-            check(ep.gate, f"services.{sname}.endpoints[{i}].gate")
-        for i, rule in enumerate(svc.rules):
-            check(getattr(rule, "probe", None), f"services.{sname}.rules[{i}].probe")
-        for i, spec in enumerate(svc.validation.checks):
-            check(spec, f"services.{sname}.validation.checks[{i}]")
-    for i, spec in enumerate(strategy.monitoring.control_targets):
-        check(spec, f"monitoring.control_targets[{i}]")
-    return out
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.MarkedYAMLError(None, None, "aliases (*name) are not accepted in MCP input", mark)
+        depth = getattr(self, "_depth", 0)
+        if depth >= self.max_depth:
+            raise yaml.MarkedYAMLError(None, None, f"nested deeper than {self.max_depth} levels",
+                                       self.peek_event().start_mark)
+        self._depth = depth + 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth = depth
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise yaml.MarkedYAMLError(None, None, "merge keys (<<) are not accepted in MCP input",
+                                           key_node.start_mark)
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            if key in seen:
+                raise yaml.MarkedYAMLError(None, None, f"duplicate key {str(key)[:64]!r} (first on line "
+                                                       f"{seen[key] + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep=deep)
 
 
 class StrategyStore:
     """``home/strategy.yaml`` (state in ``home/state``), guarded by a lock for writers."""
 
     def __init__(self, home: str | Path, *, allow_code_probes: bool = False,
-                 connections: dict[str, Any] | None = None, allow_client_connections: bool = False):
+                 connections: dict[str, Any] | None = None, allow_client_connections: bool = False,
+                 policy: OperatorPolicy | None = None):
         self.home = Path(home).resolve()
         self.path = self.home / "strategy.yaml"
         self.state_dir = self.home / "state"
-        self.allow_code_probes = allow_code_probes
+        self.policy = policy or OperatorPolicy(allow_code_probes=allow_code_probes)
+        if allow_code_probes:
+            self.policy.allow_code_probes = True
         # connections say where credentials go (endpoint_url, token_env_var, profile...): the
         # operator's, from --connections; a client's only with --allow-client-connections (labs)
         self.connections = copy.deepcopy(connections or {})
@@ -91,21 +107,27 @@ class StrategyStore:
         return load_strategy(self.path, state_dir=self.state_dir)
 
     def yaml_text(self, service: str | None = None) -> str:
-        """The stored strategy as YAML, with secret-looking values masked (for resources)."""
+        """The stored strategy as YAML, with secret-looking values and every probe header's value
+        masked (for resources)."""
         doc = self.document()
         if service is not None:
             svc = (doc.get("services") or {}).get(service)
             if svc is None:
                 raise KeyError(service)
             doc = {"services": {service: svc}}
-        return yaml.safe_dump(redact(doc), sort_keys=False)
+        return yaml.safe_dump(mask_headers(redact(doc)), sort_keys=False)
 
     # ------------------------------------------------------------------ writing
     def define(self, incoming: dict[str, Any] | str) -> tuple[Strategy, list[str]]:
         """Merge ``incoming`` into the stored document; validate; store. Returns the stored
         strategy and the names of the services ``incoming`` defined. Raises StoreRejected."""
         data = self._parse_input(incoming)
-        problems = []
+        problems = [_problem(str(k)[:64], "not a section of a strategy a client may send (version, connections, "
+                                          "services, monitoring)")
+                    for k in data if k not in ("version", "connections", "services", "monitoring", "state_dir")]
+        if "services" in data and isinstance(data["services"], dict):
+            problems += [_problem(f"services.{k}", "a service name is a string") for k in data["services"]
+                         if not isinstance(k, str)]
         if "state_dir" in data:
             problems.append(_problem("state_dir", "set by the server (its home), not by a client"))
         if not isinstance(data.get("services"), dict) or not data["services"]:
@@ -140,13 +162,16 @@ class StrategyStore:
                 merged["monitoring"] = copy.deepcopy(data["monitoring"])
             if "version" in data:
                 merged["version"] = data["version"]
-            return self._validate_and_write(merged), sorted(services)
+            return self._validate_and_write(merged, sorted(services), "monitoring" in data), sorted(services)
 
     def configure(self, service: str, standbys: list[dict[str, Any]], *, replace: bool,
                   active: list[str] | None) -> Strategy:
         """Set (``replace``) or add/update a service's standby endpoints, each with its routing
         bindings (one per routing entry of the service, in order). ``active``: the endpoints
         taking traffic now (None when unknown); a standby among them is never removed."""
+        problems = self.policy.input_problems(standbys)
+        if problems:
+            raise StoreRejected([Problem(f"standbys{p.path}", p.message, INPUT) for p in problems])
         with self._lock:
             doc = self.document()
             svc = (doc.get("services") or {}).get(service)
@@ -185,25 +210,33 @@ class StrategyStore:
                 for sb in standbys:
                     eps[sb["name"]] = sb["routing"][r]
                 binding["endpoints"] = eps
-            return self._validate_and_write(doc)
+            return self._validate_and_write(doc, [service], False)
 
     # ------------------------------------------------------------------ internals
-    @staticmethod
-    def _parse_input(incoming: dict[str, Any] | str) -> dict[str, Any]:
+    def _parse_input(self, incoming: Any) -> dict[str, Any]:
+        """The client's document, checked raw against the limits before anything else reads it."""
+        problems = self.policy.input_problems(incoming)
+        if problems:
+            raise StoreRejected(problems)
         if isinstance(incoming, str):
             try:
-                data = yaml.safe_load(incoming)
+                data = yaml.load(incoming, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
             except yaml.YAMLError as exc:
                 mark = getattr(exc, "problem_mark", None)
                 where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-                raise StoreRejected([_problem(where, f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+                raise StoreRejected([_problem(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}")]) from None
+            except RecursionError:
+                raise StoreRejected([_problem("", "nested too deeply")]) from None
+            problems = self.policy.input_problems(data)
+            if problems:
+                raise StoreRejected(problems)
         else:
             data = incoming
         if not isinstance(data, dict):
             raise StoreRejected([_problem("", "a strategy is a mapping with `services:` (and `connections:`)")])
         return data
 
-    def _validate_and_write(self, doc: dict[str, Any]) -> Strategy:
+    def _validate_and_write(self, doc: dict[str, Any], services: list[str], monitoring: bool) -> Strategy:
         doc["state_dir"] = "state"
         doc.setdefault("connections", {}).update(copy.deepcopy(self.connections))  # the operator's win
         text = yaml.safe_dump(doc, sort_keys=False)
@@ -211,11 +244,10 @@ class StrategyStore:
             strategy, _ = parse_strategy(text, file=INPUT)
         except StrategyError as exc:
             raise StoreRejected([Problem(_strip_line(p.path), p.message, INPUT) for p in exc.problems]) from None
-        if not self.allow_code_probes:
-            unsafe = _unsafe_probes(strategy)
-            if unsafe:
-                raise StoreRejected(unsafe)
-        self.home.mkdir(parents=True, exist_ok=True)
+        problems = self.policy.strategy_problems(strategy, services, monitoring=monitoring)
+        if problems:
+            raise StoreRejected(problems)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.home, prefix=".strategy-", suffix=".yaml")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
