@@ -466,6 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     except FailoverError as exc:
         _err(str(exc))
         return EXIT_REFUSED if exc.__class__.__name__ in ("LockHeld", "SafetyRefusal") else EXIT_ERROR
+    except OSError as exc:  # a state directory that is a file, a full disk, a path too long: say which
+        where = f"{exc.filename}: " if exc.filename else ""
+        _err(f"{where}{exc.strerror or exc} (check --state-dir / state_dir and the files under it)")
+        return EXIT_ERROR
     except KeyboardInterrupt:
         _err("interrupted")
         return 130

@@ -44,7 +44,8 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
     _CParser = None
 
 from .errors import Problem, StrategyError, UnknownServiceError
-from .model import Connection, ProbeSpec, RoutingBinding, Service, Strategy, format_loc, semantic_problems
+from .model import (Connection, ProbeSpec, RoutingBinding, SafetyRule, Service, Strategy, format_loc,
+                    semantic_problems)
 
 
 @dataclass(frozen=True)
@@ -90,11 +91,11 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 def _union_tags() -> frozenset[str]:
     """The discriminator values of the model's tagged unions (pydantic puts them into error paths)."""
     tags = set()
-    for union in (ProbeSpec, RoutingBinding, Connection):
+    for union in (ProbeSpec, RoutingBinding, Connection, SafetyRule):
         inner = get_args(union)[0]
         for member in get_args(inner) or (inner,):
             cls = get_args(member)[0] if get_args(member) else member  # Annotated[Model, Tag(...)]
-            field = "adapter" if "adapter" in cls.model_fields else "type"
+            field = next(f for f in ("adapter", "rule", "type") if f in cls.model_fields)
             tags.add(cls.model_fields[field].default)
     return frozenset(tags)
 
@@ -106,7 +107,7 @@ def _strip_union_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     """pydantic puts the discriminator tag into loc (``probe.http.url``); keep only real keys."""
     out: list[Any] = []
     cur = data
-    for part in loc:
+    for i, part in enumerate(loc):
         if isinstance(cur, dict) and part in cur:
             out.append(part)
             cur = cur[part]
@@ -114,8 +115,8 @@ def _strip_union_tags(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
             out.append(part)
             cur = cur[part]
         elif isinstance(cur, dict) and isinstance(part, str):
-            # a union tag, or a missing field: keep missing fields (they are what is wrong)
-            if part not in _UNION_TAGS or "type" not in cur and "adapter" not in cur:
+            # a missing field (always last: it is what is wrong) is kept; a union tag is not a key
+            if part not in _UNION_TAGS or i == len(loc) - 1:
                 out.append(part)
         # else: tag of a discriminated union, dropped
     return tuple(out)
@@ -315,7 +316,10 @@ def _yaml_problem(exc: yaml.YAMLError, text: str, file: str | None) -> Problem:
         return Problem(f"line {line}, column {column}", f"not valid YAML: {exc.reason} (character "
                        f"{exc.character if isinstance(exc.character, str) else hex(exc.character)})", file)
     where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "<yaml>"
-    return Problem(where, f"not valid YAML: {getattr(exc, 'problem', None) or exc}", file)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if "maximum nesting depth" in problem:  # libyaml's own limit (1,000 levels), found while it looks ahead
+        return Problem(where, f"nested deeper than {MAX_DEPTH} levels", file)
+    return Problem(where, f"not valid YAML: {problem}", file)
 
 
 def _read_yaml(text: str, file: str | None) -> tuple[Any, yaml.Node | None, list[Problem]]:

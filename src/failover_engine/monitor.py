@@ -461,13 +461,15 @@ class Monitor:
         self._mtime = mtime
         try:
             loaded = load_strategy(self.path, state_dir=self.state_dir_override)
+            engine = FailoverEngine(loaded)
         except StrategyError as exc:
-            self.events.append("reload_rejected", None, file=str(self.path),
-                               problems=[str(p) for p in exc.problems])
-            self.log(f"strategy reload rejected, keeping the previous one:\n{exc}")
+            self._reload_rejected([str(p) for p in exc.problems])
+            return
+        except Exception as exc:  # noqa: BLE001 - whatever a new file breaks, the old strategy goes on
+            self._reload_rejected([f"{self.path}: {type(exc).__name__}: {exc}"])
             return
         self.loaded = loaded
-        self.engine = FailoverEngine(loaded)
+        self.engine = engine
         for obs in self.observers:
             obs.retarget(loaded)
         for name in loaded.strategy.services:
@@ -479,6 +481,13 @@ class Monitor:
                 del self.watches[name]
         self.events.append("reloaded", None, services=list(loaded.strategy.services))
         self.log(f"strategy reloaded: {', '.join(loaded.strategy.services)}")
+
+    def _reload_rejected(self, problems: list[str]) -> None:
+        """A new version of the file that cannot be used: say why, keep watching with the old one."""
+        why = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        message = f"reload rejected, old strategy kept: {why}"
+        self.events.append("reload_rejected", None, file=str(self.path), problems=problems, message=message)
+        self.log(f"strategy {message}")
 
 
 def run_monitor(monitor: Monitor, *, duration: float | None = None) -> int:

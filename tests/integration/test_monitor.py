@@ -371,6 +371,51 @@ def test_a_broken_strategy_edit_is_rejected_and_monitoring_goes_on(lab_aws: Lab,
     assert back["active"] == {"use1": 100} and roles(lab) == STEADY
 
 
+BAD_RELOADS = [
+    # (what the new file is, how to make its bytes from the good text, what the rejection says)
+    ("not UTF-8", lambda good: good.replace(b"shop", b"sh\xffop", 1), "not UTF-8 at byte"),
+    ("not YAML", lambda good: b"services: [unclosed\n", "not valid YAML"),
+    ("invalid", lambda good: good.replace(b"failure_threshold: 2", b"failure_threshold: true"),
+     "not the boolean true"),
+    ("duplicate key", lambda good: good.replace(b"services:\n", b"services:\n  shop: {}\n", 1), "duplicate key 'shop'"),
+    ("too deep", lambda good: good + b"x: " + b"[" * 200 + b"]" * 200 + b"\n", "nested deeper than 64"),
+    ("too big", lambda good: good + b"#" * (1 << 20) + b"\n", "over the limit of 1048576 bytes"),
+    ("not a mapping", lambda good: b"- a\n- b\n", "YAML mapping"),
+]
+
+
+def test_every_kind_of_failed_reload_keeps_the_old_strategy(lab_aws: Lab, tmp_path: Path, run_monitor) -> None:
+    """Bad bytes, bad YAML, an invalid strategy, a file too big or too deep: each is "reload
+    rejected, old strategy kept: <why>" in the log and the event log, never an error in a tick, and
+    the monitor goes on watching with the strategy it had."""
+    lab = lab_aws
+    path = write_strategy(lab, tmp_path)
+    good = path.read_bytes()
+    lines: list[str] = []
+    mon = run_monitor(path, log=lines.append)
+    mon.events.wait_for("verdict", endpoint="use1", health="healthy")
+    for i, (kind, make, why) in enumerate(BAD_RELOADS, start=1):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(make(good))
+        os.replace(tmp, path)
+        rejected = mon.events.wait_for("reload_rejected", count=i)
+        assert rejected["message"].startswith("reload rejected, old strategy kept: "), kind
+        assert why in rejected["message"] and str(path) in rejected["message"], (kind, rejected["message"])
+        assert any(line.startswith("strategy reload rejected, old strategy kept: ") and why in line
+                   for line in lines), (kind, lines[-3:])
+    assert mon.alive and not mon.events.all("monitor_error")
+    assert not [line for line in lines if "error in a tick" in line]
+
+    lab.regions["use1"].set_mode("down")  # the old strategy still rules: automatic failover
+    done = mon.events.wait_for("succeeded")
+    assert done["active"] == {"usw2": 100} and roles(lab) == FAILED_OVER
+    data = yaml.safe_load(good)
+    data["services"]["shop"]["description"] = "edited"
+    save(path, data)
+    assert mon.events.wait_for("reloaded")["services"] == ["shop"]
+    assert mon.monitor.loaded.strategy.services["shop"].description == "edited"
+
+
 def test_a_service_removed_while_its_failover_runs(lab_aws: Lab, tmp_path: Path, run_monitor,
                                                    spare_region) -> None:
     """A reload drops (renames) a service whose failover is in flight: the run still ends, the

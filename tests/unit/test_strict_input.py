@@ -655,3 +655,47 @@ def _closed_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+# --------------------------------------------------------------------------- the CLI on bad input
+def _cli(argv: list[str]) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from failover_engine import cli
+
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        rc = cli.main(argv)
+    return rc, err.getvalue()
+
+
+def test_a_state_directory_that_is_a_file_is_an_error_not_a_traceback(tmp_path, monkeypatch):
+    for k, v in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_CONFIG_FILE": "/dev/null"}.items():
+        monkeypatch.setenv(k, v)
+    text = mutate(BASE, ("http://127.0.0.1:5000", f"http://127.0.0.1:{_closed_port()}"))
+    path = write(tmp_path, text)
+    blocker = tmp_path / "state"
+    blocker.write_text("not a directory")
+    rc, err = _cli(["apply", "web", "-f", str(path), "--state-dir", str(blocker), "--yes"])
+    assert rc == 1 and err.startswith("failover: error: "), err
+    assert str(blocker) in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [["validate"], ["plan", "web", "-f"], ["status", "-f"], ["events", "-f"]])
+def test_the_cli_refuses_bad_bytes_with_where_and_why(tmp_path, command):
+    path = write(tmp_path, BASE.encode().replace(b"us-west-2", b"us-\xffwest-2"))
+    rc, err = _cli([*command, str(path)])
+    assert rc == 1
+    assert f"{path}: line {line_of(BASE, 'us-west-2')}: not UTF-8 at byte" in err
+    assert not (tmp_path / ".failover-state").exists()
+
+
+@pytest.mark.parametrize("old, new, path", [
+    ("    validation:", "    rules: [{rule: min_active, count: 1, colour: blue}]\n    validation:",
+     "services.web.rules[0].colour"),  # found by test_input_property: the path said rules[0].min_active.colour
+    ('{type: http, url: "https://use1.example.com/health"}', '{url: "https://use1.example.com/health", colour: 1}',
+     "services.web.endpoints[0].probe.colour"),  # a probe without `type` is http: no tag in the path either
+])
+def test_union_tags_never_show_in_a_path(old, new, path):
+    find(problems_of(mutate(BASE, (old, new))), path, "unknown field")
