@@ -680,3 +680,51 @@ def test_config_file_settings_and_unknown_keys(tmp_path):
     with pytest.raises(SettingsError) as exc:
         build_settings(_args("--config", str(cfg)), tmp_path)
     assert "allow.zone" in str(exc.value) and "limitz" in str(exc.value)
+
+
+def test_a_four_mib_string_costs_under_100ms_server_side_in_every_tool(tmp_path):
+    """The server side of a call (the SDK's argument validation, the lanes, the tool) measured in
+    process, without the transport: every 4 MiB string is refused within 100 ms, nothing stored."""
+    import asyncio
+    import time
+
+    from failover_engine.mcp.server import FailoverMcp, build_server
+
+    tools = FailoverMcp(tmp_path, root=ROOT, allow_client_connections=True, policy=lab_policy())
+    tools.store.define(strategy_doc())
+    before = tools.store.path.read_bytes()
+    server = build_server(tools)
+    big = "a" * (4 << 20)
+    standby = {"name": "usw2", "region": "us-west-2", "probe": {"type": "http", "url": "http://127.0.0.1:3/"},
+               "routing": [{"values": ["198.51.100.10"], "set_identifier": "usw2"}]}
+    cond = {"service": "shop", "reason": "four mib"}
+    doc = strategy_doc()
+    calls = [("failover.define", {"strategy": big}),
+             ("failover.define", {"strategy": {**doc, "services": {"shop": {**doc["services"]["shop"],
+                                                                            "description": big}}}}),
+             ("failover.configure", {"service": big, "standbys": [standby]}),
+             ("failover.trigger", {"condition": cond, "confirm": big}),
+             ("failover.trigger", {"condition": {"region": big, "reason": "four mib"}}),
+             ("failover.monitor", {"service": big})]
+    calls += [("failover.configure", {"service": "shop", "standbys": [{**standby, key: big}]})
+              for key in ("name", "region", "zone")]
+    calls += [("failover.configure", {"service": "shop", "standbys": [
+        {**standby, "probe": {**standby["probe"], "body_contains": big}}]})]
+    calls += [("failover.trigger", {"condition": {**cond, key: big}}) for key in ("service", "target", "reason")]
+
+    async def measure() -> list[tuple[str, float]]:
+        out = []
+        for tool, args in calls:
+            started = time.perf_counter()
+            try:
+                res = await server.call_tool(tool, args)
+                assert res.is_error, (tool, list(args))
+            except Exception as exc:  # the SDK's refusal of arguments that do not fit the schema
+                assert "validation error" in str(exc).lower(), exc
+            out.append((tool, time.perf_counter() - started))
+        return out
+
+    timings = asyncio.run(measure())
+    slow = [(tool, round(took * 1000, 1)) for tool, took in timings if took >= 0.1]
+    assert not slow, slow
+    assert tools.store.path.read_bytes() == before
