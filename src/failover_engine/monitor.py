@@ -486,8 +486,8 @@ class Monitor:
         """A new version of the file that cannot be used: say why, keep watching with the old one."""
         why = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         message = f"reload rejected, old strategy kept: {why}"
-        self.events.append("reload_rejected", None, file=str(self.path), problems=problems, message=message)
         self.log(f"strategy {message}")
+        self.events.append("reload_rejected", None, file=str(self.path), problems=problems, message=message)
 
 
 def run_monitor(monitor: Monitor, *, duration: float | None = None) -> int:
