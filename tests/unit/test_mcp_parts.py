@@ -728,3 +728,25 @@ def test_a_four_mib_string_costs_under_100ms_server_side_in_every_tool(tmp_path)
     slow = [(tool, round(took * 1000, 1)) for tool, took in timings if took >= 0.1]
     assert not slow, slow
     assert tools.store.path.read_bytes() == before
+
+
+def test_a_narrower_policy_applies_to_services_stored_before(tmp_path):
+    """Zones and probe destinations are checked again when a stored service is used: after a
+    restart with a narrower policy, the dry run, the confirm and monitor refuse it, running nothing."""
+    from failover_engine.mcp.server import FailoverMcp
+
+    FailoverMcp(tmp_path, root=ROOT, allow_client_connections=True, policy=lab_policy()).define(strategy_doc())
+    narrower = FailoverMcp(tmp_path, root=ROOT, allow_client_connections=True,
+                           policy=OperatorPolicy(destinations=DestinationPolicy(["127.0.0.1"])))
+    cond = Condition(service="shop", reason="narrower policy")
+    dry = narrower.trigger(cond)
+    assert dry.is_error and "policy refuses" in dry.structured_content["summary"]
+    assert "--allow-zone" in dry.structured_content["summary"]
+    token, _ = narrower.tokens.issue(cond.model_dump(mode="json"), {"shop": "f" * 32})
+    confirm = narrower.trigger(cond, token)
+    assert confirm.is_error and confirm.structured_content["outcome"] is None
+    narrower.tokens.peek(token, cond.model_dump(mode="json"))  # not used up
+    for probe in (True, False):
+        mon = narrower.monitor("shop", 5, probe)
+        assert mon.is_error and "--allow-zone" in mon.structured_content["error"]
+    assert not (tmp_path / "runs").exists()

@@ -316,13 +316,14 @@ class OperatorPolicy:
             out.extend(self.routing_problems(binding, f"{at}.routing[{i}]"))
         return out
 
-    def use_problems(self, strategy: Strategy, names: Iterable[str]) -> list[str]:
-        """The zone and destination checks again, when stored services are used (trigger, monitor)."""
+    def use_problems(self, strategy: Strategy, names: Iterable[str], *, probes: bool = True) -> list[str]:
+        """The policy checks again, when stored services are used (trigger, monitor); without
+        ``probes``, probe destinations are not resolved (nothing will be probed)."""
         out = []
         for name in names:
             svc = strategy.services.get(name)
             if svc is not None:
-                out.extend(f"{p}: {m}" for p, m in self.service_problems(name, svc))
+                out.extend(f"{p}: {m}" for p, m in self.service_problems(name, svc, resolve_hosts=probes))
         return out
 
     # ------------------------------------------------------------------ routing: zones and records

@@ -153,8 +153,8 @@ class FailoverMcp:
             return [cond.service]
         return sorted(n for n, svc in strategy.services.items() if any(ep.region == cond.region for ep in svc.endpoints))
 
-    def _policy_refusal(self, strategy: Strategy, names: list[str]) -> list[str]:
-        problems = self.policy.use_problems(strategy, names)
+    def _policy_refusal(self, strategy: Strategy, names: list[str], probes: bool = True) -> list[str]:
+        problems = self.policy.use_problems(strategy, names, probes=probes)
         return [f"the operator's policy refuses this now: {p}" for p in problems]
 
     def plan(self, cond: Condition) -> TriggerResult:
@@ -290,7 +290,7 @@ class FailoverMcp:
         try:
             engine = FailoverEngine(self.store.loaded())
             engine.loaded.service(service)
-            refused = self._policy_refusal(engine.strategy, [service]) if probe else []
+            refused = self._policy_refusal(engine.strategy, [service], probes=probe)
             if refused:
                 return _plain_error(f"cannot monitor {service}: " + "; ".join(refused), service=service)
             st = engine.status(service, probe=probe, events=events)
