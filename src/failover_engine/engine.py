@@ -26,7 +26,7 @@ from .plan import Assignment, Attrs, Change, Plan, PlanStep, ResourceKey
 from .selection import Action, SimpleVerdict, Verdict, select_target
 from .state import StateStore, private_dir
 from .transaction import Request, Transaction
-from .validation import ValidationResult
+from .validation import ValidationResult, read_back_mismatches
 
 if TYPE_CHECKING:
     from .region import RegionOutcome
@@ -238,6 +238,8 @@ class FailoverEngine:
                 steps = self._steps(svc, decision.target, obs)
             except AdapterError as exc:  # the provider cannot express that target (e.g. 2 zones out)
                 refusals.append(str(exc))
+            if obs.active is not None and steps:
+                blocks.extend(self._hand_edits(svc, obs, decision.target))
             if obs.active is None:
                 blocks.append("routing state is unknown or inconsistent (records edited by hand, or a run "
                               "left them half-switched); check the records first")
@@ -304,6 +306,26 @@ class FailoverEngine:
             changes = tuple(Change(k, current.get(k), v) for k, v in desired.items())
             steps.append(PlanStep(i, binding.adapter, binding.connection, ad.describe(binding), changes))
         return steps
+
+    def _hand_edits(self, svc: Service, obs: Observation, target: Assignment) -> list[str]:
+        """Attributes the plan would write although the switch does not change them: values someone
+        set by hand (a record's value or TTL, a disabled standby). Rewriting them is a take-over."""
+        out = []
+        for i, binding in enumerate(svc.routing):
+            ad = self.adapter(binding)
+            try:
+                now_wanted = ad.desired(binding, obs.active or {})
+                then_wanted = ad.desired(binding, target)
+            except AdapterError:
+                continue
+            for key, want in then_wanted.items():
+                have = obs.states[i].get(key)
+                if have is None:
+                    continue
+                fixed = {a: v for a, v in want.items() if now_wanted.get(key, {}).get(a) == v}
+                for m in read_back_mismatches({key: fixed}, {key: have}) if fixed else []:
+                    out.append(f"edited by hand (the switch would overwrite it): {m}")
+        return out
 
     def _gate_refusals(self, svc: Service, target: Assignment, current: Assignment | None) -> list[str]:
         """Run the data-consistency gate of every endpoint about to be promoted (not of those

@@ -21,11 +21,12 @@ monitor, and on demand (``failover recover``).
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
 from .errors import FailoverError
-from .journal import JournalState, append_record, open_journals
+from .journal import JournalState, append_record, key_to_dict, open_journals
 from .transaction import holds, restore
 
 if TYPE_CHECKING:
@@ -110,7 +111,16 @@ def _recover_service(engine: "FailoverEngine", j: JournalState, service: str, *,
     engine.progress(f"{service}: recovering interrupted run {j.run_id} ({direction}: {why})")
     engine.events.append("run_interrupted", service, run_id=j.run_id, holder=j.holder, journal=str(j.path),
                          groups_started=len(j.started_groups), groups_ended=len(j.ended_groups), found=reason)
-    report = restore(engine, {service: plan}, ours=ours, to=to,
+    def journal(gid: str, keys: list[Any], ok: bool | None) -> None:
+        # recovery's own writes go into the dead run's journal: a recovery killed mid-way leaves
+        # them as "started", and the next one finishes them too (e.g. a parked priority)
+        group = f"recovery:{os.getpid()}:{gid}"
+        if ok is None:
+            append_record(j.path, {"rec": "group_started", "group": group, "keys": [key_to_dict(k) for k in keys]})
+        else:
+            append_record(j.path, {"rec": "group_ended", "group": group, "ok": ok})
+
+    report = restore(engine, {service: plan}, ours=ours, to=to, journal=journal,
                      touched=lambda key: "unknown" if key in touched else "untouched")[service]
     ok = not report["unknown"] and not report["problems"]
     status = f"recovered_{direction}" if ok else ("unknown" if report["unknown"] else "recovery_failed")

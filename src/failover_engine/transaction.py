@@ -448,7 +448,7 @@ class Transaction:
         ran = {n: {s["step"] for s in self.outcomes[n].steps if s["status"] in ("applied", "failed", "refused")}
                for n in names}
         report = restore(self.engine, {n: self.plans[n] for n in names}, ours=self._ours, touched=self._touched,
-                         to="before", steps=ran)
+                         to="before", steps=ran, journal=self._journal_restore)
         for name in names:
             out, r = self.outcomes[name], report[name]
             out.rollback = r
@@ -470,6 +470,13 @@ class Transaction:
                                      for exc in {id(x): x for x in self.conflicts.values()}.values()
                                      for k, e, f in conflicts_of(exc) if k in mine])
         self.journal.note("rollback_ended", statuses={n: self.outcomes[n].status for n in names})
+
+    def _journal_restore(self, gid: str, keys: list[ResourceKey], ok: bool | None) -> None:
+        assert self.journal is not None
+        if ok is None:
+            self.journal.group_started(f"rollback:{gid}", keys)
+        else:
+            self.journal.group_ended(f"rollback:{gid}", ok)
 
     def _touched(self, key: ResourceKey) -> str:
         if key in self.unknown_keys or (key in self.maybe_written and key not in self.written_keys):
@@ -520,8 +527,8 @@ def _probe_specs(engine: "FailoverEngine", items: list[tuple[str, Any, str]]) ->
 
 
 def restore(engine: "FailoverEngine", plans: dict[str, Any], *, ours: Callable[[ResourceKey, Attrs | None, Any], bool],
-            touched: Callable[[ResourceKey], str], to: str,
-            steps: dict[str, set[int]] | None = None) -> dict[str, dict[str, Any]]:
+            touched: Callable[[ResourceKey], str], to: str, steps: dict[str, set[int]] | None = None,
+            journal: Callable[[str, list[ResourceKey], bool | None], None] | None = None) -> dict[str, dict[str, Any]]:
     """Put the resources of ``plans`` (Plan or JournaledPlan) in their ``to`` state ("before" or
     "after") where ``ours`` says this run may have changed them; read, write, read again.
 
@@ -532,7 +539,8 @@ def restore(engine: "FailoverEngine", plans: dict[str, Any], *, ours: Callable[[
 
     A resource that cannot be read is judged by ``touched(key)``: "untouched" (this run never
     wrote it: nothing to restore), "written" (it did, and cannot restore it: a problem) or
-    "unknown" (a write's answer was lost: nobody can tell)."""
+    "unknown" (a write's answer was lost: nobody can tell). ``journal(group, keys, ok)`` is told
+    before each write (ok None) and after it, so a restore killed mid-way is itself recoverable."""
     names = list(plans)
     report: dict[str, dict[str, Any]] = {
         n: {"restored": [], "left_as_is": [], "problems": [], "unknown": [], "found": {}} for n in names}
@@ -578,6 +586,8 @@ def restore(engine: "FailoverEngine", plans: dict[str, Any], *, ours: Callable[[
             writes.setdefault(gid, []).append((n, step, Change(key, have, want)))
     for gid in sorted(writes, key=lambda g: -int(g.split(":", 1)[0])):  # newest step first
         items = writes[gid]
+        if journal is not None:
+            journal(gid, [c.key for _, _, c in items], None)
         try:
             engine.adapter(bindings[gid]).apply([c for _, _, c in items])
             for n, step, c in items:
@@ -588,6 +598,8 @@ def restore(engine: "FailoverEngine", plans: dict[str, Any], *, ours: Callable[[
         except AdapterError as exc:
             for n, step, c in items:
                 note(n, step, "problems", f"{c.key}: {exc}")
+        if journal is not None:
+            journal(gid, [], not any(str(c.key) not in report[n]["restored"] for n, _, c in items))
     if not writes:
         return _finish(report, per_step)
     after_read, unread = read_tolerant(engine, names)

@@ -448,7 +448,7 @@ def strategy(tmp_path: Path, em: CloudDnsEmulator, primary_url: str, standby_url
                              "usw2": {"values": B_VALUES, "location": "us-west1"}}}],
             "detection": {"interval": "200ms", "timeout": "200ms"},
             "policy": {"cooldown": 0},
-            "validation": {"attempts": 1, "interval": 0, "checks": checks or []}}},
+            "validation": {"attempts": 1, "interval": "10ms", "checks": checks or []}}},
     }
     path = tmp_path / "strategy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))

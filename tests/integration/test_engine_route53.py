@@ -396,7 +396,8 @@ def test_unknown_service_and_endpoint(lab: Lab, make_engine, state_dir: Path) ->
 
 
 def test_missing_hosted_zone(lab: Lab, make_engine, tmp_path: Path) -> None:
-    path = strategy_copy(lab, tmp_path, lambda d: shop(d)["routing"][0].update(hosted_zone="nope.example."))
+    path = strategy_copy(lab, tmp_path, lambda d: shop(d)["routing"][0].update(hosted_zone="nope.example.",
+                                                                              record="shop.nope.example."))
     before = rrsets(lab)
 
     with pytest.raises(Route53Error) as info:

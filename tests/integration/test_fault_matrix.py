@@ -444,10 +444,6 @@ def test_an_operator_edit_between_our_read_and_our_write_is_refused_and_kept(clo
     assert journal is not None and not journal.open, info
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug (issue 11 point 3): a Route 53 failover record whose value was edited by hand still counts as a "
-    "known state (active_of looks at the failover role only), so the next plain or forced apply overwrites the "
-    "operator's value without --take-over and without a word"))
 def test_after_the_refusal_the_hand_edit_is_taken_over_only_when_asked(clouds: ThreeClouds) -> None:
     """The refused run leaves the operator's value; the next runs, plain and forced, must not
     overwrite it either (issue 11, point 3: "--force never overrides a concurrent edit. Taking over

@@ -309,10 +309,6 @@ def test_a_killed_apply_is_finished_by_recover_or_the_next_apply(clouds: ThreeCl
 
 
 # --------------------------------------------------------------------------- a recovery killed too
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug (issue 11 kill test): recovery writes are not journaled, so a recovery killed after it parked "
-    "a Traffic Manager endpoint (priority 1000) leaves a state the next recovery calls 'changed by someone else': "
-    "it reports recovered_forward, closes the journal and leaves the endpoint parked for good"))
 @pytest.mark.parametrize(("write", "forward", "mode"), [(1, True, "recover"), (2, True, "apply"), (3, False, "recover")],
                          ids=["its-write1-landed-then-recover", "its-write2-landed-then-apply",
                               "its-write3-not-sent-then-recover"])
