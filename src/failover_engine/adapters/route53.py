@@ -102,7 +102,7 @@ class Route53Adapter(AwsCalls, Adapter):
             return binding.hosted_zone_id.split("/")[-1]
         name = fqdn(binding.hosted_zone or "")
         if name not in self._zone_ids:
-            resp = self._call("list_hosted_zones_by_name", resource=name, DNSName=name, MaxItems="1")
+            resp = self._call("list_hosted_zones_by_name", resource=name, retry_lost=True, DNSName=name, MaxItems="1")
             zones = [z for z in resp.get("HostedZones", []) if fqdn(z["Name"]) == name]
             if not zones:
                 raise Route53Error(f"no hosted zone named {name}", resource=name, code="NoSuchHostedZone")
@@ -414,7 +414,7 @@ class Route53Adapter(AwsCalls, Adapter):
         """Waiter as data: poll get_change every `delay` s until INSYNC or the timeout."""
         delay, deadline = 2.0, time.monotonic() + self.connection.propagation_timeout
         while True:
-            status = self._call("get_change", resource=zone, Id=change_id)["ChangeInfo"]["Status"]
+            status = self._call("get_change", resource=zone, retry_lost=True, Id=change_id)["ChangeInfo"]["Status"]
             if status == "INSYNC":
                 return
             if time.monotonic() + delay > deadline:
