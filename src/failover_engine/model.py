@@ -109,8 +109,10 @@ def _http_url(value: str) -> str:
     return value
 
 
-Int = Annotated[int, BeforeValidator(_not_bool)]
-Float = Annotated[float, BeforeValidator(_not_bool)]
+# after the constraints (Annotated[int, Field(ge=1), NotBool]): before them, the JSON Schema would
+# lose its minimum and maximum
+NotBool = BeforeValidator(_not_bool)
+Int = Annotated[int, NotBool]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
@@ -129,7 +131,22 @@ Duration = Annotated[
     ),
 ]
 
-PositiveDuration = Annotated[Duration, Field(gt=0)]  # timeouts, intervals, windows: zero means nothing
+# timeouts, intervals, windows: zero means nothing
+PositiveDuration = Annotated[
+    float,
+    BeforeValidator(_parse_duration),
+    Field(gt=0),
+    PlainSerializer(lambda v: v, return_type=float),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0},
+                {"type": "string", "pattern": r"^(?:0*[1-9]\d*(?:\.\d+)?|0+\.0*[1-9]\d*)(?:ms|s|m|h)?$"},
+            ],
+            "description": "seconds (more than 0), or a string such as '250ms', '5s', '2m', '1h'",
+        }
+    ),
+]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
 
@@ -204,7 +221,7 @@ class HttpProbe(_Model):
     expect_headers: dict[str, str] = Field(default_factory=dict,
                                            description="response headers that must contain these values")
     verify_tls: bool = True
-    tls_min_days: Annotated[Int, Field(ge=0)] | None = None
+    tls_min_days: Annotated[int, Field(ge=0), NotBool] | None = None
 
     @model_validator(mode="after")
     def _tls_needs_https(self) -> "HttpProbe":
@@ -231,7 +248,7 @@ class TcpProbe(_Model):
 
     type: Literal["tcp"] = "tcp"
     host: str
-    port: Annotated[Int, Field(ge=1, le=65535)]
+    port: Annotated[int, Field(ge=1, le=65535), NotBool]
 
 
 class DnsProbe(_Model):
@@ -294,7 +311,7 @@ class Role(str, Enum):
 class Endpoint(_Model):
     name: Name
     role: Role
-    weight: Annotated[Int, Field(ge=1, le=100)] = Field(
+    weight: Annotated[int, Field(ge=1, le=100), NotBool] = Field(
         default=100, description="active_active: this member's share of the traffic, relative to the others")
     region: str | None = None
     zone: str | None = None
@@ -302,7 +319,7 @@ class Endpoint(_Model):
     gate: ProbeSpec | None = Field(
         default=None, description="data-consistency gate (e.g. replication lag) that must pass before "
         "this endpoint is promoted")
-    capacity: Annotated[Int, Field(ge=0)] | None = None
+    capacity: Annotated[int, Field(ge=0), NotBool] | None = None
 
 
 # --------------------------------------------------------------------------- routing
@@ -332,10 +349,10 @@ class Route53Routing(_Model):
     hosted_zone: str | None = Field(default=None, description="zone name, e.g. example.com. (looked up)")
     record: str
     type: Literal["A", "AAAA", "CNAME", "TXT"] = "A"
-    ttl: Annotated[Int, Field(ge=0, le=2147483647)] = 60
+    ttl: Annotated[int, Field(ge=0, le=2147483647), NotBool] = 60
     mode: Literal["simple", "failover", "weighted"] = "simple"
-    active_weight: Annotated[Int, Field(ge=0, le=255)] = 100
-    inactive_weight: Annotated[Int, Field(ge=0, le=255)] = 0
+    active_weight: Annotated[int, Field(ge=0, le=255), NotBool] = 100
+    inactive_weight: Annotated[int, Field(ge=0, le=255), NotBool] = 0
     endpoints: dict[str, Route53EndpointBinding]
 
 
@@ -362,11 +379,11 @@ class CloudDnsRouting(_Model):
     managed_zone: str = Field(description="managed zone name (not the DNS name)")
     record: str
     type: Literal["A", "AAAA", "CNAME", "TXT"] = "A"
-    ttl: Annotated[Int, Field(ge=0, le=2147483647)] = 60
+    ttl: Annotated[int, Field(ge=0, le=2147483647), NotBool] = 60
     mode: Literal["simple", "primary_backup", "weighted"] = "simple"
-    trickle_ratio: Annotated[Float, Field(ge=0, le=1)] = 0.0
-    active_weight: Annotated[Float, Field(ge=0, le=1000)] = 100.0
-    inactive_weight: Annotated[Float, Field(ge=0, le=1000)] = 0.0
+    trickle_ratio: Annotated[float, Field(ge=0, le=1), NotBool] = 0.0
+    active_weight: Annotated[float, Field(ge=0, le=1000), NotBool] = 100.0
+    inactive_weight: Annotated[float, Field(ge=0, le=1000), NotBool] = 0.0
     endpoints: dict[str, CloudDnsEndpointBinding]
 
 
@@ -391,8 +408,8 @@ class TrafficManagerRouting(_Model):
     resource_group: str
     profile: str
     mode: Literal["priority", "status", "weighted"] = "priority"
-    active_weight: Annotated[Int, Field(ge=1, le=1000)] = 1000
-    inactive_weight: Annotated[Int, Field(ge=1, le=1000)] = 1
+    active_weight: Annotated[int, Field(ge=1, le=1000), NotBool] = 1000
+    inactive_weight: Annotated[int, Field(ge=1, le=1000), NotBool] = 1
     endpoints: dict[str, TrafficManagerEndpointBinding]
 
 
@@ -449,13 +466,17 @@ class Route53Connection(_Model):
     endpoint_url: HttpUrl | None = Field(default=None, description="override for local runs (moto); unset = AWS")
     region: str = "us-east-1"
     profile: str | None = None
-    max_attempts: Annotated[Int, Field(ge=1, le=20)] = 5
+    max_attempts: Annotated[int, Field(ge=1, le=20), NotBool] = 5
     propagation_timeout: Duration = 120.0
     connect_timeout: PositiveDuration = Field(
         default=3.0, description="seconds to wait for a connection (and TLS handshake) to the API")
     read_timeout: PositiveDuration = Field(
         default=10.0, description="seconds to wait for an answer on an open connection; a write whose "
         "answer does not come in time is confirmed by reading, or reported as unknown")
+    check_before_write: bool = Field(
+        default=False, description="Route 53 only: read a zone's records just before writing and refuse any "
+        "that changed since the plan, for Route 53 look-alikes that do not check a DELETE exactly (plain "
+        "moto); Route 53 itself refuses a DELETE that does not match, so this costs a read for nothing there")
 
 
 class CloudDnsConnection(_Model):
@@ -464,7 +485,7 @@ class CloudDnsConnection(_Model):
     endpoint_url: HttpUrl | None = Field(default=None, description="override for local runs (emulator); unset = Google")
     credentials: Literal["default", "anonymous"] = Field(
         default="default", description="default: google.auth.default(); anonymous: for a local emulator only")
-    max_attempts: Annotated[Int, Field(ge=1, le=20)] = 5
+    max_attempts: Annotated[int, Field(ge=1, le=20), NotBool] = 5
     propagation_timeout: Duration = 120.0
     connect_timeout: PositiveDuration = Field(
         default=3.0, description="seconds to wait for a connection (and TLS handshake) to the API")
@@ -482,7 +503,7 @@ class TrafficManagerConnection(_Model):
         default="default", description="default: DefaultAzureCredential; token_env: a bearer token from the "
         "environment variable named by token_env_var (local emulators, CI)")
     token_env_var: str = "AZURE_ACCESS_TOKEN"
-    max_attempts: Annotated[Int, Field(ge=1, le=20)] = 5
+    max_attempts: Annotated[int, Field(ge=1, le=20), NotBool] = 5
     connect_timeout: PositiveDuration = Field(
         default=3.0, description="seconds to wait for a connection (and TLS handshake) to the API")
     read_timeout: PositiveDuration = Field(
@@ -515,24 +536,24 @@ Connection = Annotated[
 class LatencySignal(_Model):
     """Response-time degradation: the percentile of a sliding window of latencies over a limit."""
 
-    percentile: Annotated[Float, Field(ge=50, le=100)] = 95.0
+    percentile: Annotated[float, Field(ge=50, le=100), NotBool] = 95.0
     limit: PositiveDuration
-    window: Annotated[Int, Field(ge=3, le=10000)] = 20
-    min_samples: Annotated[Int, Field(ge=1)] = 5
+    window: Annotated[int, Field(ge=3, le=10000), NotBool] = 20
+    min_samples: Annotated[int, Field(ge=1), NotBool] = 5
 
 
 class ErrorRateSignal(_Model):
     """Error-rate spike: the failure ratio of a sliding window of probes over a threshold."""
 
-    threshold: Annotated[Float, Field(gt=0, le=1)] = 0.5
-    window: Annotated[Int, Field(ge=2, le=10000)] = 20
-    min_samples: Annotated[Int, Field(ge=1)] = 10
+    threshold: Annotated[float, Field(gt=0, le=1), NotBool] = 0.5
+    window: Annotated[int, Field(ge=2, le=10000), NotBool] = 20
+    min_samples: Annotated[int, Field(ge=1), NotBool] = 10
 
 
 class FlapGuard(_Model):
     """More than ``max_transitions`` health changes within ``window`` holds automation."""
 
-    max_transitions: Annotated[Int, Field(ge=1)] = 4
+    max_transitions: Annotated[int, Field(ge=1), NotBool] = 4
     window: PositiveDuration = 300.0
 
 
@@ -540,12 +561,12 @@ class Detection(_Model):
     interval: PositiveDuration = 5.0
     timeout: PositiveDuration = Field(default=2.0, description="a probe unanswered this long fails; default 2s, or "
                               "the interval when that is shorter")
-    failure_threshold: Annotated[Int, Field(ge=1, le=100)] = 3
-    recovery_threshold: Annotated[Int, Field(ge=1, le=100)] = 2
+    failure_threshold: Annotated[int, Field(ge=1, le=100), NotBool] = 3
+    recovery_threshold: Annotated[int, Field(ge=1, le=100), NotBool] = 2
     latency_limit: PositiveDuration | None = Field(
         default=None, description="an answer slower than this counts as a failure"
     )
-    jitter: Annotated[Float, Field(ge=0, le=0.5)] = Field(
+    jitter: Annotated[float, Field(ge=0, le=0.5), NotBool] = Field(
         default=0.1, description="spread probes by up to this fraction of the interval")
     latency: LatencySignal | None = None
     error_rate: ErrorRateSignal | None = None
@@ -575,7 +596,7 @@ class Validation(_Model):
     read_back: bool = True
     probe_active: bool = Field(default=True, description="probe the newly active endpoint(s)")
     checks: list[ProbeSpec] = Field(default_factory=list, description="extra probes that must pass")
-    attempts: Annotated[Int, Field(ge=1, le=100)] = 3
+    attempts: Annotated[int, Field(ge=1, le=100), NotBool] = 3
     interval: PositiveDuration = 1.0
     rollback_on_failure: bool = True
 
@@ -584,14 +605,14 @@ class MinActiveRule(_Model):
     """At least ``count`` endpoints must stay in rotation."""
 
     rule: Literal["min_active"] = "min_active"
-    count: Annotated[Int, Field(ge=1)]
+    count: Annotated[int, Field(ge=1), NotBool]
 
 
 class MaxOutRule(_Model):
     """No more than ``count`` zones (or regions, or endpoints) out of rotation at a time."""
 
     rule: Literal["max_out"] = "max_out"
-    count: Annotated[Int, Field(ge=0)]
+    count: Annotated[int, Field(ge=0), NotBool]
     of: Literal["zones", "regions", "endpoints"] = "zones"
 
 
@@ -599,7 +620,7 @@ class MinCapacityRule(_Model):
     """The endpoints left in rotation must declare at least ``capacity`` in total (Endpoint.capacity)."""
 
     rule: Literal["min_capacity"] = "min_capacity"
-    capacity: Annotated[Int, Field(ge=1)]
+    capacity: Annotated[int, Field(ge=1), NotBool]
 
 
 class GateRule(_Model):
@@ -706,13 +727,13 @@ class Monitoring(_Model):
     """How `failover monitor` watches: observers, quorum, partition self-check, metrics."""
 
     observers: list[Observer] = Field(default_factory=lambda: [Observer(name="local")], min_length=1)
-    quorum: Annotated[Int, Field(ge=1)] | None = Field(
+    quorum: Annotated[int, Field(ge=1), NotBool] | None = Field(
         default=None, description="observers that must agree an endpoint is down (default: a majority)")
     control_targets: list[ProbeSpec] = Field(
         default_factory=list, description="known-good targets: an observer that loses them and every "
         "endpoint concludes it is the one partitioned and abstains")
     verdict_ttl: PositiveDuration = Field(default=30.0, description="older observer reports are ignored")
-    metrics_port: Annotated[Int, Field(ge=0, le=65535)] | None = None
+    metrics_port: Annotated[int, Field(ge=0, le=65535), NotBool] | None = None
 
     @property
     def required(self) -> int:

@@ -485,12 +485,18 @@ def _service_of(data: bytes) -> str:
 def test_invalid_files_are_refused_and_change_nothing(kind: str) -> None:
     """Each kind of must-reject file gets its own PER_KIND cases."""
 
+    refused: list[float] = []
+
     @REJECT_SETTINGS
     @given(case=rejected_cases(kind))
     def check(case: Case) -> None:
+        started = time.monotonic()
         _check_refused(case)
+        refused.append(time.monotonic() - started)
 
     check()
+    assert len(refused) >= PER_KIND, f"{kind}: only {len(refused)} files were generated"
+    print(f"\n{kind}: {len(refused)} files refused, slowest {max(refused):.2f}s")  # shown with -s
 
 
 def _check_refused(case: Case) -> None:

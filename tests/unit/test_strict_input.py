@@ -699,3 +699,22 @@ def test_the_cli_refuses_bad_bytes_with_where_and_why(tmp_path, command):
 ])
 def test_union_tags_never_show_in_a_path(old, new, path):
     find(problems_of(mutate(BASE, (old, new))), path, "unknown field")
+
+
+def test_the_json_schema_keeps_its_bounds():
+    """The boolean guard sits after the constraints: before them, pydantic writes ``ge``/``le``
+    (not JSON Schema) instead of minimum/maximum."""
+    import json
+
+    from failover_engine.loader import json_schema
+
+    text = json_schema()
+    defs = json.loads(text)["$defs"]
+    assert not re.search(r'"(ge|le|gt|lt)":', text)
+    assert defs["Detection"]["properties"]["failure_threshold"]["minimum"] == 1
+    assert defs["TcpProbe"]["properties"]["port"]["maximum"] == 65535
+    interval = defs["Detection"]["properties"]["interval"]["anyOf"]
+    assert interval[0] == {"type": "number", "exclusiveMinimum": 0}
+    pattern = re.compile(interval[1]["pattern"])
+    assert [s for s in ["5s", "10", "0.5s", "250ms", "00.05m"] if not pattern.match(s)] == []
+    assert [s for s in ["0", "0s", "0.0s", ".5s", "-1s", "5x"] if pattern.match(s)] == []
