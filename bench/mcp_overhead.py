@@ -208,7 +208,8 @@ class Bench:
         connections = self.run_dir / "connections.yaml"  # the operator's connections file
         connections.write_text(yaml.safe_dump(self.doc["connections"]))
         params = StdioServerParameters(command=cmd, args=[*args, "--home", str(self.home), "--connections",
-                                                          str(connections)], env=self.env, cwd=str(ROOT))
+                                                          str(connections), "--allow-zone", "drill.example.",
+                                                          "--allow-probe", "127.0.0.1"], env=self.env, cwd=str(ROOT))
         results: list[Round] = []
         with open(self.run_dir / "server.log", "w") as errlog:
             async with stdio_client(params, errlog=errlog) as (r, w), ClientSession(r, w) as session:
