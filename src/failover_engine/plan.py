@@ -132,11 +132,16 @@ class Plan:
         Two plans with the same fingerprint make the same changes from the same state; a
         confirmed plan is applied only while the plan computed under the lock still has it
         (reasons, warnings and refusals are not part of it: they carry timings)."""
+        cached = self.__dict__.get("_fingerprint")
+        if cached is not None:
+            return cached  # a plan is immutable: computed once (a region run asks 1,000 plans several times)
         body = {"service": self.service, "action": self.action, "current": self.current, "target": self.target,
                 "changes": [c.to_dict() for c in self.changes]}
         if self.promotion:
             body["promotion"] = dict(self.promotion)
-        return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
+        object.__setattr__(self, "_fingerprint", digest)
+        return digest
 
     def diff(self) -> dict[str, Any]:
         """Ansible-style diff: ``before``/``after`` keyed by resource."""

@@ -105,7 +105,7 @@ class RegionOutcome:
         self.report_path = path
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(self.to_dict(full=True), indent=1, default=str))
+            fh.write(json.dumps(self.to_dict(full=True), default=str))
 
 
 def _span(a: float | None, b: float | None) -> float | None:
@@ -253,5 +253,6 @@ def _close(engine: "FailoverEngine", result: RegionOutcome, tx: Transaction, app
         engine.events.append("region_run_ended", None, run_id=result.run_id, region=result.region,
                              status=result.status, counts=result.counts, rto_s=result.rto,
                              report=result.report_path)
-    engine.progress(f"region {result.region}: {result.status}: {result.counts}"
-                    + (f"; region RTO {result.rto:.3f}s" if result.rto is not None else ""))
+    counts = ", ".join(f"{n} {status}" for status, n in result.counts.items()) or "no service"
+    engine.progress(f"region {result.region}: {result.status}: {counts}"
+                    + (f"; region RTO {result.rto:.2f} s" if result.rto is not None else ""))

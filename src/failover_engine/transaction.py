@@ -131,8 +131,9 @@ class Transaction:
         """Plan, then apply what may be applied; every outcome is final when this returns."""
         self.plan_all(requests, observations, verdicts, log=True)
         movers = self._admit(requests)
-        self.flush()
-        movers = self._promote(movers)
+        if not movers:
+            self.flush()
+        movers = self._promote(movers)  # flushes first when a service has a promotion
         if movers:
             self._apply_validate(movers)
         self.flush()
@@ -219,6 +220,8 @@ class Transaction:
                 out = self.outcomes[name]
                 out.steps = [{"step": s.index, "adapter": s.adapter, "description": s.description,
                               "status": "noop" if not s.effective else "not_run"} for s in self.plans[name].steps]
+            # the plans are in the journal (fsynced): the events of the decision are written with
+            # those of the first writes, not before them (at 1,000 services that is ~0.5 s sooner)
             waves = self._waves(movers)
             n = sum(len(g.changes) for w in waves.values() for g in w.values())
             self.progress(f"applying {n} change(s) of {len(movers)} service(s) in "

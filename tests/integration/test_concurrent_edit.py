@@ -83,9 +83,10 @@ def operator_sets_ttl(lab: Any, sid: str, ttl: int) -> None:
 @pytest.mark.parametrize("semantics", ["aws", "plain moto"])
 def test_route53_an_edit_since_the_plan_is_refused_before_any_write(lab_aws: Any, fault_proxy: Any,
                                                                     semantics: str) -> None:
-    """Also on plain moto, which does not check DELETEs: the read just before the batch sees it."""
+    """Route 53 refuses the batch on its DELETE; on plain moto, which does not check DELETEs, the read
+    just before the batch (check_before_write) sees the edit and nothing is sent."""
     proxy = fault_proxy(lab_aws.moto_url, "aws")
-    ad, b = r53(proxy.url), r53_binding()
+    ad, b = r53(proxy.url, check_before_write=semantics == "plain moto"), r53_binding()
     changes = plan(ad, b, "usw2")
     with plain_moto() if semantics == "plain moto" else contextlib.nullcontext():
         operator_sets_ttl(lab_aws, USW2, 999)
@@ -99,7 +100,10 @@ def test_route53_an_edit_since_the_plan_is_refused_before_any_write(lab_aws: Any
     assert err.found == {"ttl": 999, "values": ["198.51.100.10"], "failover": "SECONDARY"}
     assert '"ttl": 999' in str(err) and '"ttl": 30' in str(err) and "Nothing in this batch was written" in str(err)
     assert (err.written, err.unknown) == ((), ())
-    assert proxy.writes == []  # no batch was sent
+    if semantics == "plain moto":
+        assert proxy.writes == []  # seen by the read before writing: no batch was sent
+    else:
+        assert [w.upstream_status for w in proxy.writes] == [400]  # refused whole by its DELETE
     now = records(lab_aws)
     assert (now[USW2]["TTL"], now[USW2]["Failover"]) == (999, "SECONDARY")  # the operator's value stays
     assert (now[USE1]["TTL"], now[USE1]["Failover"]) == (30, "PRIMARY")

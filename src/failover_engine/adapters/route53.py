@@ -13,9 +13,10 @@ someone edited since our read fails the batch whole (InvalidChangeBatch) and not
 written. The adapter then reads the batch's records again and raises
 :class:`~failover_engine.errors.Route53ConcurrentEditError` naming the record and both values.
 
-Just before a zone's first batch the adapter also reads the zone's records and compares them
+With ``check_before_write`` on the connection (off by default: Route 53 checks the DELETE itself),
+the adapter also reads the zone's records just before a zone's first batch and compares them
 with the changes' before-states (one read per zone: targeted or a zone listing). That is what
-makes the guarantee hold where DELETE is not checked, as on moto (5.2.x), which matches a DELETE
+makes the guarantee hold where DELETE is not checked, as on plain moto (5.2.x), which matches a DELETE
 only by name/type against any record ever created there, ignores SetIdentifier, role, weight and
 health check, and deletes every record of the zone with the DELETE's SetIdentifier, whatever its
 name. On such a provider an edit landing between that read and the batch (milliseconds, plus the
@@ -335,7 +336,8 @@ class Route53Adapter(AwsCalls, Adapter):
         written: list[ResourceKey] = []
         try:
             for zone, zone_changes in by_zone.items():
-                self._check_unchanged(zone, zone_changes)
+                if getattr(self.connection, "check_before_write", False):
+                    self._check_unchanged(zone, zone_changes)
                 by_key = {c.key: c for c in zone_changes}
                 for batch in self.batches_for(zone_changes, self._seen).get(zone, []):
                     members = [by_key[k] for k in dict.fromkeys(self._key_of(zone, e["ResourceRecordSet"])
