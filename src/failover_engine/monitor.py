@@ -152,6 +152,7 @@ class Monitor:
                            services=list(self.watches), pid=os.getpid())
         sched_stop = asyncio.Event()
         tasks = [asyncio.create_task(o.scheduler.run(sched_stop)) for o in self.observers]
+        self._recover_interrupted()  # a run a dead process left open is finished first, not in 30 s
         try:
             while not stop.is_set():
                 try:

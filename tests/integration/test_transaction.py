@@ -246,3 +246,54 @@ def test_a_read_back_that_cannot_be_read_ends_unverified_with_the_cooldown_armed
     assert engine.store.load("svc000").last_switch_at is not None  # the cooldown holds
     assert [e for e in events(state) if e["event"] == "unverified"]
     assert not open_journals(state)
+
+
+# --------------------------------------------------------------------------- the monitor
+def test_the_monitor_moves_services_decided_in_one_tick_as_one_transaction(lab: Lab, tmp_path: Path) -> None:
+    """Two services decided in the same tick (a region going down) go to the engine together: one
+    run id, one ChangeResourceRecordSets for both."""
+    import asyncio
+
+    from failover_engine.monitor import Monitor
+
+    path = many_services(lab, tmp_path, 2)
+    monitor = Monitor(path, state_dir=tmp_path / "state")
+    seed_route53(lab.route53_client(), monitor.loaded.strategy)
+    lab.regions["use1"].set_mode("down")
+    changes = count_change_calls(monitor.engine, "svc000")
+
+    async def tick() -> dict[str, Any]:
+        monitor._batching = True
+        for name in ("svc000", "svc001"):
+            monitor._submit(name, "switch", "usw2")
+        monitor._batching = False
+        monitor._flush_submissions()
+        futures = {n: monitor.watches[n].running for n in ("svc000", "svc001")}
+        outs = {n: await asyncio.wrap_future(f) for n, f in futures.items()}  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # let the done callbacks run
+        return outs
+
+    try:
+        outs = asyncio.run(tick())
+    finally:
+        monitor.pool.shutdown(wait=True)
+    assert [o.status for o in outs.values()] == ["succeeded", "succeeded"], [o.errors for o in outs.values()]
+    assert outs["svc000"].run_id == outs["svc001"].run_id
+    assert len(changes) == 1
+    assert active(lab, "svc000.drill.example.") == active(lab, "svc001.drill.example.") == "usw2-standby"
+
+
+def test_the_monitor_recovers_an_interrupted_run_when_it_starts(lab: Lab, tmp_path: Path, run_monitor: Any) -> None:
+    path = many_services(lab, tmp_path, 1, lambda d: d["services"]["svc000"].update(
+        policy={"failover": "manual", "failback": "manual", "cooldown": 0}))
+    state = tmp_path / "state"
+    engine = engine_for(path, state)
+    seed_route53(lab.route53_client(), engine.strategy)
+    record = half_applied_run(lab, engine, "svc000")
+
+    mon = run_monitor(path, state_dir=state)
+    mon.events.wait_for("recovered", timeout=30)
+    mon.stop()
+
+    assert active(lab, record) == "usw2-standby"  # the standby passes its probes: forward
+    assert not open_journals(state)
