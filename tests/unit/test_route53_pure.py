@@ -545,6 +545,18 @@ def test_apply_reads_then_sends_one_batch_and_waits_for_insync():
     receipt = a.apply(changes, comment="drill")
     assert len(client.batches) == 1 and client.batches[0]["Comment"] == "drill"
     assert client.batches[0]["zone"] == ZONE and len(client.batches[0]["Changes"]) == 4
+    assert receipt.calls == 3  # one change, two polls (Route 53 checks the DELETEs: no read before writing)
+    assert receipt.batches == [{"zone": ZONE, "changes": 4, "change_id": "/change/C1"}]
+    assert len(sleeps) == 1
+
+
+def test_with_check_before_write_it_reads_the_zone_before_the_batch():
+    changes = pair()
+    client = FakeChangeClient(["PENDING", "INSYNC"], listing_of(changes))
+    sleeps: list[float] = []
+    a = Route53Adapter(Route53Connection(check_before_write=True), client=client, sleep=sleeps.append)
+    receipt = a.apply(changes, comment="drill")
+    assert len(client.batches) == 1
     assert receipt.calls == 4  # the read just before writing, one change, two polls
     assert receipt.batches == [{"zone": ZONE, "changes": 4, "change_id": "/change/C1"}]
     assert len(sleeps) == 1
@@ -555,7 +567,7 @@ def test_a_record_edited_since_the_plan_is_refused_before_any_write():
     records = listing_of(changes)
     records["ResourceRecordSets"][1]["TTL"] = 999  # someone edited b meanwhile
     client = FakeChangeClient(records=records)
-    a = Route53Adapter(client=client, sleep=lambda s: None)
+    a = Route53Adapter(Route53Connection(check_before_write=True), client=client, sleep=lambda s: None)
     with pytest.raises(Route53ConcurrentEditError) as exc:
         a.apply(changes)
     err = exc.value
@@ -622,16 +634,14 @@ def test_a_targeted_read_asks_for_the_record_sets_it_expects():
 
 def test_every_batch_is_sent_before_waiting_for_propagation():
     changes = [update(i) for i in range(1000)]  # two batches in one zone
-    client = ScriptedZoneClient([listing_of(changes),
-                                 {"ChangeInfo": {"Id": "/change/C1", "Status": "PENDING"}},
+    client = ScriptedZoneClient([{"ChangeInfo": {"Id": "/change/C1", "Status": "PENDING"}},
                                  {"ChangeInfo": {"Id": "/change/C2", "Status": "PENDING"}},
                                  {"ChangeInfo": {"Status": "INSYNC"}}])
     a = Route53Adapter(Route53Connection(), client=client, sleep=lambda s: None)
     receipt = a.apply(changes)
     ops = [op for op, _ in client.requests]
-    assert ops == ["list_resource_record_sets", "change_resource_record_sets", "change_resource_record_sets",
-                   "get_change", "get_change"]
-    assert receipt.calls == 5 and [b["change_id"] for b in receipt.batches] == ["/change/C1", "/change/C2"]
+    assert ops == ["change_resource_record_sets", "change_resource_record_sets", "get_change", "get_change"]
+    assert receipt.calls == 4 and [b["change_id"] for b in receipt.batches] == ["/change/C1", "/change/C2"]
 
 
 def test_a_read_timeout_is_not_repeated_and_says_which_timeout():
