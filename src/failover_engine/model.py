@@ -152,6 +152,8 @@ PositiveDuration = Annotated[
 ]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+PlaceName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+                                 description="a cloud region or zone: us-east-1, europe-west1, eastus, us-east-1a, 1")]
 
 
 class _Model(BaseModel):
@@ -316,8 +318,8 @@ class Endpoint(_Model):
     role: Role
     weight: Annotated[int, Field(ge=1, le=100), NotBool] = Field(
         default=100, description="active_active: this member's share of the traffic, relative to the others")
-    region: str | None = None
-    zone: str | None = None
+    region: PlaceName | None = None
+    zone: PlaceName | None = None
     probe: ProbeSpec | None = None
     gate: ProbeSpec | None = Field(
         default=None, description="data-consistency gate (e.g. replication lag) that must pass before "

@@ -341,3 +341,13 @@ def test_tls_min_days_needs_https_and_source_address_an_ip():
     with pytest.raises(ValidationError, match="IP address"):
         Observer(name="o", source_address="eth0")
     assert Observer(name="o", source_address="127.0.0.3").source_address == "127.0.0.3"
+
+
+@pytest.mark.parametrize("field", ["region", "zone"])
+@pytest.mark.parametrize("value", ["{{ lookup('ansible.builtin.pipe', 'id') }}", "US-EAST-1", "us east 1", "-x", ""])
+def test_an_endpoint_region_or_zone_is_a_plain_name(field: str, value: str) -> None:
+    from failover_engine.model import Endpoint
+
+    with pytest.raises(ValueError):
+        Endpoint.model_validate({"name": "a", "role": "primary", field: value})
+    assert getattr(Endpoint.model_validate({"name": "a", "role": "primary", field: "us-east-1a"}), field) == "us-east-1a"
