@@ -17,8 +17,10 @@ except ImportError:  # pragma: no cover - reported by fail_json
     LIBRARY_IMPORT_ERROR = traceback.format_exc()
     FailoverError = Exception  # type: ignore[misc,assignment]
 
+from ansible.module_utils.basic import env_fallback
+
 COMMON_ARGS = dict(
-    strategy_file=dict(type="path", required=False),
+    strategy_file=dict(type="path", required=False, fallback=(env_fallback, ["FAILOVER_STRATEGY"])),
     state_dir=dict(type="path", required=False),
 )
 
@@ -32,7 +34,7 @@ def require_library(module):
 
 
 def strategy_path(module):
-    path = module.params.get("strategy_file") or os.environ.get("FAILOVER_STRATEGY")
+    path = module.params.get("strategy_file")  # the option, else FAILOVER_STRATEGY (env_fallback)
     if not path:
         module.fail_json(msg="strategy_file is required (or set FAILOVER_STRATEGY)")
     return path
@@ -83,6 +85,18 @@ def progress_writer(path):
             fh.write(msg.replace("\n", " ") + "\n")
 
     return write
+
+
+def run_guarded(module, work):
+    """Run ``work(module)``; an unexpected exception fails the module with its traceback.
+
+    Library errors (FailoverError) are handled by ``work`` itself; anything else is a bug or an
+    environment problem, reported with ``exception`` so that ``-vvv`` shows where it came from."""
+    try:
+        work(module)
+    except Exception as exc:  # pylint: disable=broad-except
+        module.fail_json(msg="unexpected error: %s: %s" % (type(exc).__name__, exc),
+                         exception=traceback.format_exc())
 
 
 def fail_from(module, exc, **result):

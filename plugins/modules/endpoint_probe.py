@@ -37,7 +37,7 @@ options:
 extends_documentation_fragment:
   - resilience.failover.strategy
 author:
-  - failover-engine developers
+  - failover-engine developers (@failover-engine)
 """
 
 EXAMPLES = r"""
@@ -80,6 +80,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.resilience.failover.plugins.module_utils.failover_common import (
     COMMON_ARGS,
     load,
+    run_guarded,
 )
 
 
@@ -91,6 +92,10 @@ def main():
                 timeout=dict(type="float", default=60.0),
                 record_incident=dict(type="bool", default=True))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    run_guarded(module, run)
+
+
+def run(module):
     loaded = load(module)
     from failover_engine.detection import probe_service, wait_for
     from failover_engine.errors import FailoverError

@@ -48,7 +48,7 @@ options:
 extends_documentation_fragment:
   - resilience.failover.strategy
 author:
-  - failover-engine developers
+  - failover-engine developers (@failover-engine)
 """
 
 EXAMPLES = r"""
@@ -108,6 +108,7 @@ from ansible_collections.resilience.failover.plugins.module_utils.failover_commo
     load,
     progress_writer,
     read_request,
+    run_guarded,
 )
 
 
@@ -117,6 +118,10 @@ def main():
                 expected_plans=dict(type="dict"))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_one_of=[("region", "request_file")])
+    run_guarded(module, run)
+
+
+def run(module):
     read_request(module, "region_failover")
     if not module.params["region"]:
         module.fail_json(msg="region is required (the request file names none)")

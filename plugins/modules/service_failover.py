@@ -13,7 +13,8 @@ description:
     cooldown), applies it, validates it (read-back and probe of the new active endpoint) and rolls
     it back when validation fails.
   - Idempotent. Asking for the state that already holds changes nothing and reports C(changed=false).
-  - In check mode the plan is computed and returned (with C(diff)) and nothing is changed.
+  - In check mode the plan is computed and returned and nothing is changed.
+  - "C(diff) (each changed resource before and after) is returned only when asked for (C(--diff) or C(diff: true))."
   - The time of the failure detected by M(resilience.failover.endpoint_probe) (when it recorded an
     incident) starts the RTO clock.
   - For an active_active service (region or zone scope), O(action=rebalance) takes the members that
@@ -66,7 +67,7 @@ options:
 extends_documentation_fragment:
   - resilience.failover.strategy
 author:
-  - failover-engine developers
+  - failover-engine developers (@failover-engine)
 """
 
 EXAMPLES = r"""
@@ -120,6 +121,44 @@ plan:
   description: The plan, with every change's before and after.
   returned: always
   type: dict
+  contains:
+    service: {description: The service., type: str}
+    action: {description: "failover, failback, switch or rebalance.", type: str}
+    current: {description: Endpoints taking traffic before the run and their weights (null when unknown)., type: dict}
+    target: {description: Endpoints taking traffic after the run and their weights., type: dict}
+    reason: {description: Why this target was chosen., type: str}
+    noop: {description: Whether the plan changes nothing., type: bool}
+    warnings: {description: Warnings found while planning., type: list, elements: str}
+    refusals: {description: "Safety rules the plan breaks (O(force) overrides them).", type: list, elements: str}
+    blocks: {description: "Routing that matches no known state (only O(take_over) writes over it).", type: list, elements: str}
+    steps:
+      description: One step per routing binding, applied as one unit, each with its changes (resource, action, before, after).
+      type: list
+      elements: dict
+    promotion: {description: "The pilot-light Terraform apply of the run (when, dir, vars), or null.", type: dict}
+    fingerprint: {description: "Digest of what the plan would do; pass it as O(expected_plan) to apply exactly this plan.", type: str}
+  sample:
+    service: shop
+    action: failover
+    current: {"use1": 100}
+    target: {"usw2": 100}
+    reason: "use1 failed its probes; usw2 is the first healthy standby"
+    noop: false
+    warnings: []
+    refusals: []
+    blocks: []
+    steps:
+      - step: 0
+        adapter: route53
+        connection: null
+        description: "Route 53 failover records of shop.example.com."
+        changes:
+          - resource: "route53:Z123/shop.example.com./A[use1]"
+            action: update
+            before: {"failover": "PRIMARY"}
+            after: {"failover": "SECONDARY"}
+    promotion: null
+    fingerprint: 3f2a9c0e5b7d41a6
 rto_s:
   description: Recovery time in seconds, from the first failed probe (or the command) to validation.
   returned: when the failover was applied
@@ -128,6 +167,42 @@ report:
   description: The full outcome (plan, timeline with each phase, validation, rollback, errors).
   returned: when not in check mode
   type: dict
+  contains:
+    service: {description: The service., type: str}
+    action: {description: The action run., type: str}
+    status: {description: "The run's status (see RV(status)), plus C(unverified), C(unknown) and C(error).", type: str}
+    ok: {description: Whether the run ended as asked., type: bool}
+    changed: {description: Whether anything was written., type: bool}
+    run_id: {description: "The run's id (journal, events and reports carry it).", type: str}
+    started: {description: When the run started (ISO 8601)., type: str}
+    plan: {description: The plan (see RV(plan))., type: dict}
+    timeline: {description: "The signal, timestamps, the duration of each phase (detection, decision, promotion, apply, validation) and the RTO.", type: dict}
+    validation: {description: "The read-back and probe of the new active endpoint.", type: dict}
+    steps: {description: "Per plan step: applied, failed, not_run or noop.", type: list, elements: dict}
+    rollback: {description: "The rollback, when one ran: whether it is complete and what it restored.", type: dict}
+    errors: {description: Errors of the run., type: list, elements: str}
+    api_calls: {description: Cloud API calls made., type: int}
+    report_path: {description: Path of this report in the state directory., type: str}
+    reason: {description: Why the run ended as it did., type: str}
+    promotion: {description: "The pilot-light Terraform apply of the run, or null.", type: dict}
+  sample:
+    service: shop
+    action: failover
+    status: succeeded
+    ok: true
+    changed: true
+    run_id: 20261125T101500Z-7f3a
+    started: "2026-11-25T10:15:00Z"
+    plan: {"service": "shop", "action": "failover", "target": {"usw2": 100}}
+    timeline: {"signal": "failure", "phases_s": {"detection": 3.0, "decision": 0.3, "apply": 0.4, "validation": 0.5}, "rto_s": 4.2}
+    validation: {"ok": true, "reasons": [], "read_back": {}, "probes": []}
+    steps: [{"step": 0, "result": "applied"}]
+    rollback: null
+    errors: []
+    api_calls: 6
+    report_path: /var/lib/failover/reports/20261125T101500Z-7f3a.json
+    reason: "use1 failed its probes; usw2 is the first healthy standby"
+    promotion: null
 report_path:
   description: Path of the JSON report written in the state directory.
   returned: when not in check mode
@@ -143,6 +218,7 @@ from ansible_collections.resilience.failover.plugins.module_utils.failover_commo
     fail_from,
     load,
     read_request,
+    run_guarded,
 )
 
 
@@ -190,6 +266,10 @@ def main():
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_if=[("action", "switch", ["target"])],
                            required_one_of=[("service", "request_file")])
+    run_guarded(module, run)
+
+
+def run(module):
     read_request(module, "service_failover")
     if not module.params["service"]:
         module.fail_json(msg="service is required (the request file names none)")
@@ -202,11 +282,15 @@ def main():
     try:
         if module.check_mode:
             changed, result = plan_only(engine, module.params)
+            if not module._diff:
+                result.pop("diff")
             if result.get("refusals"):
                 module.fail_json(msg="the plan would be refused: " + "; ".join(result["refusals"]),
                                  changed=False, **result)
             module.exit_json(changed=changed, **result)
         changed, ok, result = apply(engine, module.params)
+        if not module._diff:
+            result.pop("diff")
     except FailoverError as exc:
         fail_from(module, exc, changed=False)
     if not ok:

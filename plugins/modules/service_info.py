@@ -25,7 +25,7 @@ options:
 extends_documentation_fragment:
   - resilience.failover.strategy
 author:
-  - failover-engine developers
+  - failover-engine developers (@failover-engine)
 """
 
 EXAMPLES = r"""
@@ -52,7 +52,7 @@ services:
     primary: {description: The primary endpoint., type: str}
     failed_over: {description: Whether traffic is away from the primary., type: bool}
     verdicts: {description: Health per endpoint with the reason., type: dict}
-    routing: {description: Records as the providers hold them, per routing binding., type: dict}
+    routing: {description: "Records as the providers hold them, per routing binding.", type: dict}
     recent_events: {description: Last events of the event log., type: list}
     interrupted:
       description:
@@ -68,6 +68,7 @@ from ansible_collections.resilience.failover.plugins.module_utils.failover_commo
     FailoverError,
     fail_from,
     load,
+    run_guarded,
 )
 
 
@@ -75,6 +76,10 @@ def main():
     spec = dict(COMMON_ARGS, service=dict(type="str"), probe=dict(type="bool", default=True),
                 events=dict(type="int", default=10))
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    run_guarded(module, run)
+
+
+def run(module):
     loaded = load(module)
     from failover_engine.engine import FailoverEngine
 

@@ -383,6 +383,7 @@ def test_module_defaults_action_group_reaches_all_three_modules(ansible: Ansible
               resilience.failover.service_failover:
                 service: {SERVICE}
               check_mode: true
+              diff: true
               register: plan
             - name: Save the results
               ansible.builtin.copy:
