@@ -17,7 +17,8 @@ locals {
   # Priority routing: the primary first (1), then the standbys (2, 3, ...) in declared order, the
   # order in which the engine ranks them (it puts the bindings Terraform outputs, sorted by name,
   # back in the endpoints' declared order), so the engine reads the initial state as "primary
-  # active" unchanged.
+  # active" unchanged. Weighted routing: the members 1, 2, 3, ... in declared order too (see the
+  # endpoint's priority below).
   priorities = { for i, name in concat(local.primaries, local.standbys, local.members) : name => i + 1 }
   endpoints  = { for e in var.endpoints : e.name => e }
 }
@@ -73,7 +74,10 @@ resource "azurerm_traffic_manager_external_endpoint" "this" {
   target     = each.value.target
 
   # Initial state only: the engine owns these once the endpoint exists.
-  priority = var.routing_method == "Priority" ? local.priorities[each.key] : null
+  # Always set, Weighted included: azurerm 4.0.x gives every endpoint priority 1 when priority is
+  # null (provider issue 27275, reverted in PR 27966), and Traffic Manager refuses two endpoints of
+  # a profile with the same priority.
+  priority = local.priorities[each.key]
   weight   = var.routing_method == "Weighted" ? each.value.weight * 10 : null
   enabled  = true
 

@@ -130,8 +130,8 @@ variable "endpoints" {
   description = <<-EOT
     Where the service runs, one external endpoint each:
     name (unique; the Traffic Manager endpoint's name), role (primary or standby with Priority
-    routing: the primary gets priority 1, the standbys 2, 3, ... by name, as the engine ranks
-    them; active with Weighted routing), target (the endpoint's FQDN or
+    routing: the primary gets priority 1, the standbys 2, 3, ... in declared order, as the
+    engine ranks them; active with Weighted routing, priorities 1, 2, 3, ... in declared order), target (the endpoint's FQDN or
     IP address), region (where it runs, e.g. eastus), weight (1-100: its share with Weighted
     routing; the endpoint gets weight x 10 so that the engine's default active_weight of 1000
     reads it back as this share), and probe_url (the http(s) URL the engine probes; null: no
