@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import FailoverError
 from .journal import JournalState, append_record, key_to_dict, open_journals
-from .transaction import holds, restore
+from .restore import holds, restore
 
 if TYPE_CHECKING:
     from .engine import FailoverEngine
