@@ -12,9 +12,9 @@ request received in its endpoint's window is answered 503 (``--failure status``)
 connection closed (``--failure close``). All processes read the same wall clock, so T_inject
 is known exactly.
 
-The prober is this process: one :class:`~failover_engine.scheduler.ProbeScheduler` (default
-concurrency, jitter from :class:`~failover_engine.model.Detection`) probing every endpoint, and
-one :class:`~failover_engine.signals.SignalTracker` per endpoint fed from ``on_result``, as
+The prober is this process: one :class:`~failover_engine.detection.scheduler.ProbeScheduler` (default
+concurrency, jitter from :class:`~failover_engine.core.model.Detection`) probing every endpoint, and
+one :class:`~failover_engine.detection.signals.SignalTracker` per endpoint fed from ``on_result``, as
 ``failover monitor`` does (``--with-metrics`` adds its Prometheus update per result). After a
 warm-up every tracker is healthy; then each round picks ``--failing`` healthy endpoints at
 random, fails them from T_inject until T_heal (long enough to detect), and waits for them to
@@ -68,11 +68,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(1, str(Path(__file__).resolve().parent))
 
-from failover_engine.health import Health  # noqa: E402
-from failover_engine.model import Detection, HttpProbe  # noqa: E402
-from failover_engine.probes import ProbeResult  # noqa: E402
-from failover_engine.scheduler import ProbeScheduler, ScheduledProbe  # noqa: E402
-from failover_engine.signals import SignalTracker  # noqa: E402
+from failover_engine.detection.health import Health  # noqa: E402
+from failover_engine.core.model import Detection, HttpProbe  # noqa: E402
+from failover_engine.detection.results import ProbeResult  # noqa: E402
+from failover_engine.detection.scheduler import ProbeScheduler, ScheduledProbe  # noqa: E402
+from failover_engine.detection.signals import SignalTracker  # noqa: E402
 from probe_throughput import machine, machine_busy  # noqa: E402
 
 TARGET_OVERHEAD_P99 = 0.100
@@ -472,7 +472,7 @@ async def run_case(spec: CaseSpec, servers: Servers, seed: int) -> CaseResult:
     keys = [f"{SERVICE}/e{i}" for i in range(spec.endpoints)]
     metrics = None
     if spec.with_metrics:
-        from failover_engine.monitor_metrics import MonitorMetrics
+        from failover_engine.engine.monitor_metrics import MonitorMetrics
 
         metrics = MonitorMetrics()
     recorder = Recorder(keys, detection, metrics)

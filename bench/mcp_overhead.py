@@ -60,11 +60,12 @@ import yaml  # noqa: E402
 from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
 
-from failover_engine.drill import ansible_playbook, link_collection  # noqa: E402
-from failover_engine.engine import FailoverEngine  # noqa: E402
+from failover_engine.cli.drill import ansible_playbook
+from failover_engine.config.collection import link_collection  # noqa: E402
+from failover_engine.engine.failover import FailoverEngine  # noqa: E402
 from failover_engine.lab.lab import Lab  # noqa: E402
-from failover_engine.loader import load_strategy  # noqa: E402
-from failover_engine.state import StateStore  # noqa: E402
+from failover_engine.config.loader import load_strategy  # noqa: E402
+from failover_engine.engine.state import StateStore  # noqa: E402
 
 TARGET_OVERHEAD_S = 0.5
 SERVICE, REGION, STANDBY = "shop", "us-east-1", "usw2"

@@ -8,8 +8,8 @@ Local servers run in separate processes (``--server-procs``, each listening on
 ``--ports-per-proc`` ports): a minimal asyncio HTTP/1.1 keep-alive responder answering
 ``GET /e/<i>`` with 200 ``ok`` (anything else: 404). Endpoint ``i`` is
 ``http://127.0.0.1:<port i mod ports>/e/<i>``. The prober is this process: one
-:class:`~failover_engine.scheduler.ProbeScheduler` (one event loop, one shared session) whose
-targets are plain :class:`~failover_engine.model.HttpProbe` s (status 200 expected).
+:class:`~failover_engine.detection.scheduler.ProbeScheduler` (one event loop, one shared session) whose
+targets are plain :class:`~failover_engine.core.model.HttpProbe` s (status 200 expected).
 
 Each case (endpoints N, interval T; offered rate N / T) runs a warm-up (at least 1.5
 intervals, so that every target has started its cadence and opened its connections), then a
@@ -45,9 +45,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from failover_engine.model import HttpProbe  # noqa: E402
-from failover_engine.probes import ProbeResult  # noqa: E402
-from failover_engine.scheduler import ProbeScheduler, ScheduledProbe  # noqa: E402
+from failover_engine.core.model import HttpProbe  # noqa: E402
+from failover_engine.detection.results import ProbeResult  # noqa: E402
+from failover_engine.detection.scheduler import ProbeScheduler, ScheduledProbe  # noqa: E402
 
 TARGET_RATE = 2000.0
 TIMEOUT = 2.0

@@ -237,7 +237,7 @@ class Moto:
     def reset_and_seed(self, strategy_path: Path) -> str:
         """Empty moto, create the zone and write every service's steady state (primary active)."""
         from failover_engine.lab.lab import ensure_hosted_zone, reset_moto, steady_state_records
-        from failover_engine.loader import load_strategy
+        from failover_engine.config.loader import load_strategy
 
         reset_moto(self.url)
         strategy = load_strategy(strategy_path).strategy
@@ -328,7 +328,7 @@ class Sample:
 
 class Bench:
     def __init__(self, workdir: Path, sample: int, seed: int):
-        from failover_engine.drill import link_collection
+        from failover_engine.config.collection import link_collection
         from failover_engine.lab import regions
         from failover_engine.lab.lab import CLOUD_ENV_PREFIXES
 

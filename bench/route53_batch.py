@@ -207,9 +207,9 @@ class Sample:
 
 
 def run_case(moto: Any, n: int, mode: str, path: str, workdir: Path) -> Sample:
-    from failover_engine.engine import FailoverEngine
-    from failover_engine.loader import load_strategy
-    from failover_engine.selection import SimpleVerdict
+    from failover_engine.engine.failover import FailoverEngine
+    from failover_engine.config.loader import load_strategy
+    from failover_engine.core.selection import SimpleVerdict
 
     moto.reset()
     r53 = moto.client()

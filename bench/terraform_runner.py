@@ -22,7 +22,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from failover_engine.terraform import runner
+from failover_engine.config.terraform import runner
 
 
 def pct(values: list[float], q: float) -> float:

@@ -53,7 +53,7 @@ options:
     choices: [auto, binary, embedded]
     default: auto
 notes:
-  - The output contract is documented in the failover_engine.tfoutputs module.
+  - The output contract is documented in the failover_engine.config.tfoutputs module.
   - Errors name the directory and, for a malformed service, every place in the output that breaks
     the contract (for example C(output failover_service.endpoints[1].name) is C(missing)).
   - Outputs marked sensitive are returned like the others; use C(no_log) on tasks that show them.
@@ -104,9 +104,9 @@ from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
 try:
-    from failover_engine.errors import FailoverError, StrategyError
-    from failover_engine.terraform import runner as terraform_runner
-    from failover_engine.tfoutputs import choose_output, service_from_outputs
+    from failover_engine.core.errors import FailoverError, StrategyError
+    from failover_engine.config.terraform import runner as terraform_runner
+    from failover_engine.config.tfoutputs import choose_output, service_from_outputs
 
     HAS_LIBRARY = True
 except ImportError:  # pragma: no cover - reported when the lookup runs

@@ -7,8 +7,8 @@ import os
 import traceback
 
 try:
-    from failover_engine.errors import FailoverError
-    from failover_engine.loader import load_strategy
+    from failover_engine.core.errors import FailoverError
+    from failover_engine.config.loader import load_strategy
 
     HAS_LIBRARY = True
     LIBRARY_IMPORT_ERROR = None

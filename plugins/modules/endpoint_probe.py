@@ -97,9 +97,9 @@ def main():
 
 def run(module):
     loaded = load(module)
-    from failover_engine.detection import probe_service, wait_for
-    from failover_engine.errors import FailoverError
-    from failover_engine.state import record_detection
+    from failover_engine.detection.rounds import probe_service, wait_for
+    from failover_engine.core.errors import FailoverError
+    from failover_engine.engine.state import record_detection
 
     p = module.params
     try:

@@ -126,7 +126,7 @@ def run(module):
     if not module.params["region"]:
         module.fail_json(msg="region is required (the request file names none)")
     loaded = load(module)
-    from failover_engine.engine import FailoverEngine
+    from failover_engine.engine.failover import FailoverEngine
 
     progress = progress_writer(module.params["progress_file"])
     engine = FailoverEngine(loaded, progress=progress)

@@ -276,7 +276,7 @@ def run(module):
     if module.params["action"] == "rebalance" and module.params["target"]:
         module.fail_json(msg="action=rebalance takes no target: it puts exactly the healthy members in rotation")
     loaded = load(module)
-    from failover_engine.engine import FailoverEngine
+    from failover_engine.engine.failover import FailoverEngine
 
     engine = FailoverEngine(loaded)
     try:

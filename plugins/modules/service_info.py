@@ -81,7 +81,7 @@ def main():
 
 def run(module):
     loaded = load(module)
-    from failover_engine.engine import FailoverEngine
+    from failover_engine.engine.failover import FailoverEngine
 
     engine = FailoverEngine(loaded)
     names = [module.params["service"]] if module.params["service"] else list(loaded.strategy.services)

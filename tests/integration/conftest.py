@@ -12,10 +12,10 @@ from typing import Any, Callable, Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from failover_engine.events import EventLog
+from failover_engine.engine.events import EventLog
 from failover_engine.lab.lab import Lab
 from failover_engine.lab.regions import RegionServer
-from failover_engine.monitor import Monitor
+from failover_engine.engine.monitor import Monitor
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -18,10 +18,11 @@ from typing import Any, Callable, Iterator
 import pytest
 import yaml
 
-from failover_engine.engine import FailoverEngine, Outcome
+from failover_engine.engine.failover import FailoverEngine
+from failover_engine.core.outcome import Outcome
 from failover_engine.lab.lab import Lab
 from failover_engine.lab.regions import RegionServer
-from failover_engine.loader import load_strategy
+from failover_engine.config.loader import load_strategy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -19,10 +19,10 @@ import yaml
 
 from failover_engine.adapters import adapter_class
 from failover_engine.adapters.base import Adapter, Capability
-from failover_engine.engine import FailoverEngine
-from failover_engine.errors import AdapterError, CloudDnsError, Route53Error, TrafficManagerError
-from failover_engine.loader import load_strategy
-from failover_engine.model import (
+from failover_engine.engine.failover import FailoverEngine
+from failover_engine.core.errors import AdapterError, CloudDnsError, Route53Error, TrafficManagerError
+from failover_engine.config.loader import load_strategy
+from failover_engine.core.model import (
     CloudDnsConnection,
     CloudDnsEndpointBinding,
     CloudDnsRouting,
@@ -33,8 +33,8 @@ from failover_engine.model import (
     TrafficManagerEndpointBinding,
     TrafficManagerRouting,
 )
-from failover_engine.plan import Change
-from failover_engine.validation import read_back_mismatches
+from failover_engine.core.plan import Change
+from failover_engine.core.validation import read_back_mismatches
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

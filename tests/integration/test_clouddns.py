@@ -23,11 +23,11 @@ from google.cloud import dns
 
 from emulators.clouddns import ApiError, CloudDnsEmulator
 from failover_engine.adapters.clouddns import CloudDnsAdapter, api as api_module
-from failover_engine.engine import FailoverEngine
-from failover_engine.errors import CloudDnsConcurrentEditError, CloudDnsError, ConcurrentEditError
-from failover_engine.loader import load_strategy
-from failover_engine.model import CloudDnsConnection, CloudDnsEndpointBinding, CloudDnsRouting
-from failover_engine.plan import Change
+from failover_engine.engine.failover import FailoverEngine
+from failover_engine.core.errors import CloudDnsConcurrentEditError, CloudDnsError, ConcurrentEditError
+from failover_engine.config.loader import load_strategy
+from failover_engine.core.model import CloudDnsConnection, CloudDnsEndpointBinding, CloudDnsRouting
+from failover_engine.core.plan import Change
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from failover_engine.drill import link_collection
+from failover_engine.config.collection import link_collection
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

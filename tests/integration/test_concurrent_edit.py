@@ -23,12 +23,26 @@ from failover_engine.lab.moto_route53 import plain_moto
 from failover_engine.adapters.clouddns import CloudDnsAdapter
 from failover_engine.adapters.route53 import Route53Adapter
 from failover_engine.adapters.trafficmanager import TrafficManagerAdapter
-from failover_engine.errors import (CloudDnsError, ConcurrentEditError, Route53ConcurrentEditError, Route53Error,
-                                    TrafficManagerConcurrentEditError, TrafficManagerError)
-from failover_engine.model import (CloudDnsConnection, CloudDnsEndpointBinding, CloudDnsRouting, Route53Connection,
-                                   Route53EndpointBinding, Route53Routing, TrafficManagerConnection,
-                                   TrafficManagerEndpointBinding, TrafficManagerRouting)
-from failover_engine.plan import Change
+from failover_engine.core.errors import (
+    CloudDnsError,
+    ConcurrentEditError,
+    Route53ConcurrentEditError,
+    Route53Error,
+    TrafficManagerConcurrentEditError,
+    TrafficManagerError,
+)
+from failover_engine.core.model import (
+    CloudDnsConnection,
+    CloudDnsEndpointBinding,
+    CloudDnsRouting,
+    Route53Connection,
+    Route53EndpointBinding,
+    Route53Routing,
+    TrafficManagerConnection,
+    TrafficManagerEndpointBinding,
+    TrafficManagerRouting,
+)
+from failover_engine.core.plan import Change
 from faultproxy import emulator_tls
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

@@ -18,10 +18,11 @@ import pytest
 import yaml
 
 from failover_engine.adapters import adapter_class
-from failover_engine.engine import FailoverEngine, Outcome
+from failover_engine.engine.failover import FailoverEngine
+from failover_engine.core.outcome import Outcome
 from failover_engine.lab.lab import Lab
-from failover_engine.loader import load_strategy
-from failover_engine.reporting import render_outcome
+from failover_engine.config.loader import load_strategy
+from failover_engine.cli.reporting import render_outcome
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -15,16 +15,16 @@ from typing import Any, Callable
 
 import pytest
 
-from failover_engine.probes import FailureKind
+from failover_engine.detection.results import FailureKind
 import yaml
 
-from failover_engine.health import Health
+from failover_engine.detection.health import Health
 from failover_engine.lab.lab import Lab
 from failover_engine.lab.regions import RegionServer
-from failover_engine.model import Detection, ErrorRateSignal, HttpProbe, LatencySignal
-from failover_engine.quorum import InMemoryExchange, ObserverReport
-from failover_engine.scheduler import ProbeScheduler, ScheduledProbe
-from failover_engine.signals import EndpointVerdict, SignalTracker
+from failover_engine.core.model import Detection, ErrorRateSignal, HttpProbe, LatencySignal
+from failover_engine.detection.quorum import InMemoryExchange, ObserverReport
+from failover_engine.detection.scheduler import ProbeScheduler, ScheduledProbe
+from failover_engine.detection.signals import EndpointVerdict, SignalTracker
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 
 from failover_engine.adapters import make_adapter
-from failover_engine.cli import build_parser
+from failover_engine.cli.main import build_parser
 from failover_engine.lab import emulators
 from failover_engine.lab.lab import CLOUDS, Lab, LabError
-from failover_engine.loader import load_strategy
-from failover_engine.model import Service
+from failover_engine.config.loader import load_strategy
+from failover_engine.core.model import Service
 
 pytestmark = [pytest.mark.integration]
 
@@ -237,7 +237,7 @@ def test_terraform_drill_builds_the_service_from_outputs_and_promotes_the_standb
     """`failover drill --cloud terraform`: endpoints and routing from a Terraform directory's
     outputs, the standby promoted by terraform apply before traffic moves (its own RTO phase) and
     scaled back after the failback; real Terraform (the binary on PATH, else the embedded one)."""
-    from failover_engine.terraform import runner
+    from failover_engine.config.terraform import runner
 
     run_dir = tmp_path / "drill"
     proc, took = run_drill("terraform", run_dir)
@@ -261,7 +261,7 @@ def test_terraform_drill_builds_the_service_from_outputs_and_promotes_the_standb
 
 
 def test_terraform_lab_applies_the_pilot_light_and_reset_returns_to_it(tmp_path: Path) -> None:
-    from failover_engine.terraform import runner
+    from failover_engine.config.terraform import runner
 
     with Lab(tmp_path / "lab", cloud="terraform") as lab:
         assert lab.terraform_dir is not None and lab.terraform_dir.is_relative_to(tmp_path)

@@ -14,12 +14,12 @@ import pytest
 import yaml
 
 from failover_engine.adapters.elb import ClassicElbAdapter
-from failover_engine.engine import FailoverEngine
-from failover_engine.errors import ElbError
+from failover_engine.engine.failover import FailoverEngine
+from failover_engine.core.errors import ElbError
 from failover_engine.lab.lab import Lab
-from failover_engine.loader import load_strategy
-from failover_engine.model import ClassicElbConnection, ClassicElbRouting
-from failover_engine.plan import Change
+from failover_engine.config.loader import load_strategy
+from failover_engine.core.model import ClassicElbConnection, ClassicElbRouting
+from failover_engine.core.plan import Change
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -15,12 +15,12 @@ import pytest
 import yaml
 
 from failover_engine.adapters.elbv2 import DrainWaiter, Elbv2Adapter, parked_key
-from failover_engine.engine import FailoverEngine
-from failover_engine.errors import Elbv2Error
+from failover_engine.engine.failover import FailoverEngine
+from failover_engine.core.errors import Elbv2Error
 from failover_engine.lab.lab import Lab
-from failover_engine.loader import load_strategy
-from failover_engine.model import Elbv2Connection, Elbv2Routing
-from failover_engine.plan import Change
+from failover_engine.config.loader import load_strategy
+from failover_engine.core.model import Elbv2Connection, Elbv2Routing
+from failover_engine.core.plan import Change
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -270,7 +270,7 @@ def test_engine_refuses_when_every_zone_fails_and_changes_nothing(lab_aws: Lab, 
 
 
 def test_strategy_with_unequal_weights_on_elbv2_is_invalid(lab_aws: Lab, aws: Aws, zone_servers, tmp_path: Path):
-    from failover_engine.errors import StrategyError
+    from failover_engine.core.errors import StrategyError
 
     engine_for(lab_aws, aws, zone_servers, tmp_path)  # writes a valid strategy.yaml
     path = tmp_path / "strategy.yaml"

@@ -16,8 +16,9 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from failover_engine.engine import FailoverEngine, Outcome
-from failover_engine.errors import (
+from failover_engine.engine.failover import FailoverEngine
+from failover_engine.core.outcome import Outcome
+from failover_engine.core.errors import (
     LockHeld,
     Route53Error,
     StrategyError,
@@ -25,9 +26,9 @@ from failover_engine.errors import (
     UnknownServiceError,
 )
 from failover_engine.lab.lab import Lab, seed_route53
-from failover_engine.loader import load_strategy
-from failover_engine.metrics import history
-from failover_engine.state import record_detection
+from failover_engine.config.loader import load_strategy
+from failover_engine.engine.metrics import history
+from failover_engine.engine.state import record_detection
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -304,7 +305,7 @@ def test_run_while_the_service_lock_is_held(lab: Lab, make_engine, state_dir: Pa
 
 HOLD_LOCK = (
     "import sys\n"
-    "from failover_engine.locks import FileLock\n"
+    "from failover_engine.engine.locks import FileLock\n"
     "with FileLock(sys.argv[1]).hold('shop', 'drill in another process'):\n"
     "    print('held', flush=True)\n"
     "    sys.stdin.read()\n"

@@ -43,11 +43,12 @@ import pytest
 import yaml
 
 from failover_engine.adapters import adapter_class
-from failover_engine.engine import FailoverEngine, Outcome
-from failover_engine.errors import FailoverError
-from failover_engine.journal import open_journals, read_journal
+from failover_engine.engine.failover import FailoverEngine
+from failover_engine.core.outcome import Outcome
+from failover_engine.core.errors import FailoverError
+from failover_engine.engine.journal import open_journals, read_journal
 from failover_engine.lab.lab import Lab
-from failover_engine.loader import load_strategy
+from failover_engine.config.loader import load_strategy
 from faultproxy import Call, CallLog, FaultProxy, emulator_tls
 from test_cross_cloud import (CDNS_RECORD, CDNS_VALUES, CDNS_ZONE, KINDS, R53_RECORD, R53_ZONE, TM_NAMES, TM_PROFILE,
                               TM_RG, Providers)
@@ -211,7 +212,7 @@ def consistent(sides: dict[str, str]) -> str | None:
 
 
 def run_events(state_dir: Path, run_id: str) -> list[dict[str, Any]]:
-    from failover_engine.events import EventLog
+    from failover_engine.engine.events import EventLog
 
     return [e for e in EventLog(state_dir / "events.jsonl").read() if e.get("run_id") == run_id]
 

@@ -51,9 +51,9 @@ from typing import Any
 import pytest
 import yaml
 
-from failover_engine.events import EventLog
-from failover_engine.journal import JournalState, journals, open_journals
-from failover_engine.metrics import history
+from failover_engine.engine.events import EventLog
+from failover_engine.engine.journal import JournalState, journals, open_journals
+from failover_engine.engine.metrics import history
 from faultproxy import Call
 from test_cross_cloud import KINDS, R53_RECORD, R53_ZONE, TM_NAMES
 from test_fault_matrix import (PLAN, WRITES, Pos, ThreeClouds, brief_event, brief_snapshot, clouds,  # noqa: F401

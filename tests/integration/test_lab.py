@@ -17,10 +17,10 @@ from typing import Any, Iterator
 import pytest
 
 from failover_engine.adapters.route53 import Route53Adapter
-from failover_engine.errors import StrategyError
+from failover_engine.core.errors import StrategyError
 from failover_engine.lab.lab import Lab, LabError
 from failover_engine.lab.regions import RegionServer
-from failover_engine.model import Route53Connection
+from failover_engine.core.model import Route53Connection
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -321,7 +321,7 @@ async def test_token_goes_stale_when_the_state_changes(lab: Lab, tmp_path: Path)
 
         # someone else fails shop over meanwhile, with the CLI on the server's own strategy and state
         cli = subprocess.run(
-            [sys.executable, "-m", "failover_engine.cli", "apply", "shop", "-f", str(home / "strategy.yaml"),
+            [sys.executable, "-m", "failover_engine.cli.main", "apply", "shop", "-f", str(home / "strategy.yaml"),
              "--state-dir", str(home / "state"), "--yes"],
             env=server_env(lab), capture_output=True, text=True, timeout=60)
         assert cli.returncode == 0, cli.stdout + cli.stderr

@@ -23,7 +23,7 @@ import yaml
 
 from failover_engine.lab.lab import Lab
 from failover_engine.lab.regions import RegionServer
-from failover_engine.quorum import InMemoryExchange, ObserverReport, aggregate
+from failover_engine.detection.quorum import InMemoryExchange, ObserverReport, aggregate
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -445,7 +445,7 @@ def test_a_service_removed_while_its_failover_runs(lab_aws: Lab, tmp_path: Path,
 
 # --------------------------------------------------------------------------- shutdown
 def start_cli_monitor(lab: Lab, path: Path, state: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "failover_engine.cli", "monitor", "-f", str(path),
+    return subprocess.Popen([sys.executable, "-m", "failover_engine.cli.main", "monitor", "-f", str(path),
                              "--state-dir", str(state)], env=lab.child_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 

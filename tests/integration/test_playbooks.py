@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 import yaml
 
-from failover_engine.drill import link_collection
+from failover_engine.config.collection import link_collection
 from failover_engine.lab.lab import Lab
-from failover_engine.loader import load_strategy
+from failover_engine.config.loader import load_strategy
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -25,12 +25,13 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from failover_engine.detection import probe_service, wait_for
-from failover_engine.errors import ProbeConfigError, UnknownEndpointError
-from failover_engine.health import Health
-from failover_engine.model import CommandProbe, DnsProbe, HttpProbe, PythonProbe, Service, TcpProbe
-from failover_engine.model import parse_nameserver
-from failover_engine.probes import FailureKind, ProbeFailed, cert_not_after, probe_all, probe_many, probe_once
+from failover_engine.detection.rounds import probe_service, wait_for
+from failover_engine.core.errors import ProbeConfigError, UnknownEndpointError
+from failover_engine.detection.health import Health
+from failover_engine.core.model import CommandProbe, DnsProbe, HttpProbe, PythonProbe, Service, TcpProbe
+from failover_engine.core.model import parse_nameserver
+from failover_engine.detection.results import FailureKind, ProbeFailed
+from failover_engine.detection.probes import cert_not_after, probe_all, probe_many, probe_once
 
 pytestmark = pytest.mark.integration
 

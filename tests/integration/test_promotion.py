@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from failover_engine.engine import FailoverEngine
+from failover_engine.engine.failover import FailoverEngine
 from failover_engine.lab.lab import Lab
-from failover_engine.loader import load_strategy
-from failover_engine.terraform import runner
+from failover_engine.config.loader import load_strategy
+from failover_engine.config.terraform import runner
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +152,7 @@ def test_a_failed_scale_back_is_reported_and_the_failback_stands(lab: Lab, tmp_p
 
 
 def test_unknown_promotion_endpoints_are_a_strategy_problem(lab: Lab, tmp_path: Path, standby_dir: Path) -> None:
-    from failover_engine.errors import StrategyError
+    from failover_engine.core.errors import StrategyError
 
     with pytest.raises(StrategyError, match=r"services\.shop\.promotion\.endpoints.*unknown endpoint\(s\) nope"):
         engine_with(lab, tmp_path, {"dir": str(standby_dir), "vars": {"standby_capacity": 2}, "endpoints": ["nope"]})

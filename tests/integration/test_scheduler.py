@@ -10,10 +10,10 @@ from typing import Awaitable, Callable
 
 import pytest
 
-from failover_engine.model import HttpProbe, PythonProbe, TcpProbe
-from failover_engine.probes import FailureKind, ProbeResult
-from failover_engine import scheduler as scheduler_module
-from failover_engine.scheduler import ProbeScheduler, ScheduledProbe
+from failover_engine.core.model import HttpProbe, PythonProbe, TcpProbe
+from failover_engine.detection.results import FailureKind, ProbeResult
+from failover_engine.detection import scheduler as scheduler_module
+from failover_engine.detection.scheduler import ProbeScheduler, ScheduledProbe
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +83,7 @@ def test_cadence_keeps_the_interval_without_drift(local_http_server):
 
 def test_jitter_offsets_differ_between_targets_and_stay_within_bounds():
     """Each target draws its own offset once (within ±jitter x interval): targets stay apart."""
-    from failover_engine.scheduler import _Target
+    from failover_engine.detection.scheduler import _Target
 
     scheduler = ProbeScheduler(lambda key, result: None)
     spec = HttpProbe(url="http://127.0.0.1:9/")

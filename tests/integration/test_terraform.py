@@ -23,12 +23,12 @@ from typing import Callable
 import pytest
 import yaml
 
-from failover_engine.cli import main
-from failover_engine.errors import StrategyError
-from failover_engine.loader import load_strategy, parse_strategy
-from failover_engine.model import HttpProbe
-from failover_engine.terraform import BinaryRunner, EmbeddedRunner, TerraformRunner
-from failover_engine.tfoutputs import strategy_from_terraform
+from failover_engine.cli.main import main
+from failover_engine.core.errors import StrategyError
+from failover_engine.config.loader import load_strategy, parse_strategy
+from failover_engine.core.model import HttpProbe
+from failover_engine.config.terraform import BinaryRunner, EmbeddedRunner, TerraformRunner
+from failover_engine.config.tfoutputs import strategy_from_terraform
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -269,7 +269,7 @@ def test_lookup_returns_the_outputs_in_a_real_playbook_run(
     playbook_bin = BIN / "ansible-playbook"
     if not playbook_bin.exists():  # pragma: no cover - environment problem
         pytest.skip(f"ansible-playbook not found next to {sys.executable}")
-    from failover_engine.drill import link_collection
+    from failover_engine.config.collection import link_collection
 
     link_collection(REPO)
     infra, malformed = workdir(kind, "standby"), workdir(kind, "malformed")

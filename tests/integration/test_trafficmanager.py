@@ -22,11 +22,11 @@ import yaml
 from azure.core.exceptions import HttpResponseError
 
 from failover_engine.adapters.trafficmanager import TrafficManagerAdapter
-from failover_engine.engine import FailoverEngine
-from failover_engine.errors import TrafficManagerConcurrentEditError, TrafficManagerError
-from failover_engine.loader import load_strategy
-from failover_engine.model import TrafficManagerConnection, TrafficManagerEndpointBinding, TrafficManagerRouting
-from failover_engine.plan import Change
+from failover_engine.engine.failover import FailoverEngine
+from failover_engine.core.errors import TrafficManagerConcurrentEditError, TrafficManagerError
+from failover_engine.config.loader import load_strategy
+from failover_engine.core.model import TrafficManagerConnection, TrafficManagerEndpointBinding, TrafficManagerRouting
+from failover_engine.core.plan import Change
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import yaml
 
-from failover_engine.engine import FailoverEngine
-from failover_engine.journal import Journal, open_journals
+from failover_engine.engine.failover import FailoverEngine
+from failover_engine.engine.journal import Journal, open_journals
 from failover_engine.lab.lab import Lab, seed_route53
-from failover_engine.loader import load_strategy
-from failover_engine.metrics import history
+from failover_engine.config.loader import load_strategy
+from failover_engine.engine.metrics import history
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -254,7 +254,7 @@ def test_the_monitor_moves_services_decided_in_one_tick_as_one_transaction(lab: 
     run id, one ChangeResourceRecordSets for both."""
     import asyncio
 
-    from failover_engine.monitor import Monitor
+    from failover_engine.engine.monitor import Monitor
 
     path = many_services(lab, tmp_path, 2)
     monitor = Monitor(path, state_dir=tmp_path / "state")

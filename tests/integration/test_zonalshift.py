@@ -22,11 +22,11 @@ from botocore.exceptions import ClientError
 
 from emulators.zonalshift import ZonalShiftEmulator
 from failover_engine.adapters.zonalshift import ZonalShiftAdapter, expires_in_text
-from failover_engine.engine import FailoverEngine
-from failover_engine.errors import ZonalShiftError
-from failover_engine.loader import load_strategy
-from failover_engine.model import ZonalShiftConnection, ZonalShiftRouting
-from failover_engine.plan import Change, ResourceKey
+from failover_engine.engine.failover import FailoverEngine
+from failover_engine.core.errors import ZonalShiftError
+from failover_engine.config.loader import load_strategy
+from failover_engine.core.model import ZonalShiftConnection, ZonalShiftRouting
+from failover_engine.core.plan import Change, ResourceKey
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

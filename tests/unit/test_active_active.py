@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from failover_engine.errors import StrategyError
-from failover_engine.loader import parse_strategy
-from failover_engine.selection import SimpleVerdict, select_members, select_target
+from failover_engine.core.errors import StrategyError
+from failover_engine.config.loader import parse_strategy
+from failover_engine.core.selection import SimpleVerdict, select_members, select_target
 
 STRATEGY = """
 version: 1

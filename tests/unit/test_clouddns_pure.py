@@ -19,10 +19,10 @@ from failover_engine.adapters.base import Capability
 from failover_engine.adapters.clouddns import CloudDnsAdapter, records
 from failover_engine.adapters.clouddns.api import RETRYABLE_STATUS, CloudDnsApi
 from failover_engine.adapters.clouddns.records import attrs_of, change_bodies, fqdn, in_zone, rrset_of
-from failover_engine.errors import AdapterError, CloudDnsError, StrategyError
-from failover_engine.loader import parse_strategy
-from failover_engine.model import CloudDnsConnection, CloudDnsEndpointBinding, CloudDnsRouting
-from failover_engine.plan import Change, ResourceKey
+from failover_engine.core.errors import AdapterError, CloudDnsError, StrategyError
+from failover_engine.config.loader import parse_strategy
+from failover_engine.core.model import CloudDnsConnection, CloudDnsEndpointBinding, CloudDnsRouting
+from failover_engine.core.plan import Change, ResourceKey
 
 ZONE = "shop-zone"
 KEY = ResourceKey("clouddns", ZONE, "www.shop.example.", "A")

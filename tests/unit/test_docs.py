@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from failover_engine.cli import build_parser
-from failover_engine.loader import load_strategy, parse_strategy
+from failover_engine.cli.main import build_parser
+from failover_engine.config.loader import load_strategy, parse_strategy
 
 ROOT = Path(__file__).resolve().parents[2]
 

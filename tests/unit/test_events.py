@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from failover_engine.events import REDACTED, EventLog, iso, redact
+from failover_engine.engine.events import REDACTED, EventLog, redact
+from failover_engine.core.timeline import iso
 
 SECRET = "s3cr3t-VALUE-9f8e7d"
 

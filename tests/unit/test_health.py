@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from failover_engine.health import Health, HealthTracker, HealthVerdict
-from failover_engine.probes import FailureKind, ProbeResult
+from failover_engine.detection.health import Health, HealthTracker, HealthVerdict
+from failover_engine.detection.results import FailureKind, ProbeResult
 
 T0 = 1_700_000_000.0
 LETTER = {"U": Health.unknown, "H": Health.healthy, "X": Health.unhealthy}

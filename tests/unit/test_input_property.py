@@ -1,5 +1,5 @@
 """Property-based tests of strategy input (issue 12, point 7): the loader and the CLI
-(``failover validate`` and ``failover plan``, in-process through ``failover_engine.cli.main``)
+(``failover validate`` and ``failover plan``, in-process through ``failover_engine.cli.main.main``)
 against generated strategy files.
 
 Asserted for every generated file:
@@ -51,10 +51,10 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, assume, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from failover_engine import cli  # noqa: E402
-from failover_engine.errors import StrategyError  # noqa: E402
-from failover_engine.loader import DEFAULT_MAX_BYTES, MAX_DEPTH, parse_strategy, read_yaml  # noqa: E402
-from failover_engine.model import MAX_STRING  # noqa: E402
+from failover_engine.cli import main as cli  # noqa: E402
+from failover_engine.core.errors import StrategyError  # noqa: E402
+from failover_engine.config.loader import DEFAULT_MAX_BYTES, MAX_DEPTH, parse_strategy, read_yaml  # noqa: E402
+from failover_engine.core.model import MAX_STRING  # noqa: E402
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 CASES = 5000 if LONG else 200  # per property

@@ -6,8 +6,8 @@ import os
 import stat
 from pathlib import Path
 
-from failover_engine.journal import Journal, JournaledPlan, open_journals, prune, read_journal
-from failover_engine.plan import Change, Plan, PlanStep, ResourceKey
+from failover_engine.engine.journal import Journal, JournaledPlan, open_journals, prune, read_journal
+from failover_engine.core.plan import Change, Plan, PlanStep, ResourceKey
 
 A = ResourceKey("route53", "Z1", "shop.example.", "A", "use1")
 B = ResourceKey("route53", "Z1", "shop.example.", "A", "usw2")

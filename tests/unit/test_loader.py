@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from failover_engine.errors import FailoverError, Problem, StrategyError, UnknownServiceError
-from failover_engine.loader import json_schema, load_strategy, parse_strategy
-from failover_engine.model import HttpProbe, Role, Route53Connection, TcpProbe
+from failover_engine.core.errors import FailoverError, Problem, StrategyError, UnknownServiceError
+from failover_engine.config.loader import json_schema, load_strategy, parse_strategy
+from failover_engine.core.model import HttpProbe, Role, Route53Connection, TcpProbe
 
 FILE = "strategy.yaml"
 

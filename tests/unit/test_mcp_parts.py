@@ -16,7 +16,7 @@ from failover_engine.mcp.policy import DestinationPolicy, OperatorPolicy
 from failover_engine.mcp.server import blast_radius
 from failover_engine.mcp.store import StoreRejected, StrategyStore
 from failover_engine.mcp.tokens import TokenBook, TokenRefused
-from failover_engine.plan import Change, Plan, PlanStep, ResourceKey
+from failover_engine.core.plan import Change, Plan, PlanStep, ResourceKey
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "collections"))  # module_utils importable as in a playbook run
@@ -379,7 +379,7 @@ def test_a_busy_trigger_lock_does_not_use_up_the_token(tmp_path):
 
 
 def test_operator_connections_file_is_validated_with_file_and_path(tmp_path):
-    from failover_engine.errors import StrategyError
+    from failover_engine.core.errors import StrategyError
     from failover_engine.mcp.server import load_connections
 
     good = tmp_path / "connections.yaml"

@@ -29,8 +29,14 @@ from hypothesis import strategies as st
 from mcp.types import CallToolResult
 from pydantic import BaseModel, ValidationError
 
-from failover_engine.mcp.models import (Condition, ConfigureResult, DefineResult, MonitorResult, StandbyIn,
-                                        TriggerResult)
+from failover_engine.mcp.models import (
+    Condition,
+    ConfigureResult,
+    DefineResult,
+    MonitorResult,
+    StandbyIn,
+    TriggerResult,
+)
 from failover_engine.mcp.policy import DestinationPolicy, OperatorPolicy
 from failover_engine.mcp.server import FailoverMcp
 

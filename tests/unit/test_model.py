@@ -6,7 +6,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from failover_engine.model import (
+from failover_engine.core.model import (
     Detection,
     Endpoint,
     HttpProbe,
@@ -264,8 +264,13 @@ def test_connection_timeouts_must_be_positive(field, value):
 
 
 def test_connection_timeouts_default_to_seconds_and_take_units():
-    from failover_engine.model import (ClassicElbConnection, CloudDnsConnection, Elbv2Connection,
-                                       TrafficManagerConnection, ZonalShiftConnection)
+    from failover_engine.core.model import (
+        ClassicElbConnection,
+        CloudDnsConnection,
+        Elbv2Connection,
+        TrafficManagerConnection,
+        ZonalShiftConnection,
+    )
 
     for conn in (Route53Connection(), ZonalShiftConnection(), ClassicElbConnection(), Elbv2Connection(),
                  CloudDnsConnection(project="p"), TrafficManagerConnection(subscription_id="s")):
@@ -321,7 +326,7 @@ def test_problems_of_several_services_are_all_reported():
 def test_dns_nameserver_is_checked_at_load(ns, ok):
     from pydantic import ValidationError
 
-    from failover_engine.model import DnsProbe
+    from failover_engine.core.model import DnsProbe
 
     if ok:
         assert DnsProbe(name="a.example.", nameserver=ns).nameserver == ns
@@ -333,7 +338,7 @@ def test_dns_nameserver_is_checked_at_load(ns, ok):
 def test_tls_min_days_needs_https_and_source_address_an_ip():
     from pydantic import ValidationError
 
-    from failover_engine.model import HttpProbe, Observer
+    from failover_engine.core.model import HttpProbe, Observer
 
     with pytest.raises(ValidationError, match="https"):
         HttpProbe(url="http://x.example/", tls_min_days=30)
@@ -346,7 +351,7 @@ def test_tls_min_days_needs_https_and_source_address_an_ip():
 @pytest.mark.parametrize("field", ["region", "zone"])
 @pytest.mark.parametrize("value", ["{{ lookup('ansible.builtin.pipe', 'id') }}", "US-EAST-1", "us east 1", "-x", ""])
 def test_an_endpoint_region_or_zone_is_a_plain_name(field: str, value: str) -> None:
-    from failover_engine.model import Endpoint
+    from failover_engine.core.model import Endpoint
 
     with pytest.raises(ValueError):
         Endpoint.model_validate({"name": "a", "role": "primary", field: value})

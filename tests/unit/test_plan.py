@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from failover_engine.plan import Change, Plan, PlanStep, ResourceKey
+from failover_engine.core.plan import Change, Plan, PlanStep, ResourceKey
 
 KEY = ResourceKey("route53", "Z1", "www.example.com.", "A", "use1")
 KEY2 = ResourceKey("route53", "Z1", "www.example.com.", "A", "usw2")

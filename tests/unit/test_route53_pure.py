@@ -18,10 +18,9 @@ from failover_engine.adapters.route53 import (
     fqdn,
     same_attrs,
 )
-from failover_engine.errors import (AdapterError, ConcurrentEditError, Route53ConcurrentEditError,
-                                    Route53Error)
-from failover_engine.model import Route53Connection, Route53EndpointBinding, Route53Routing
-from failover_engine.plan import Change, ResourceKey
+from failover_engine.core.errors import AdapterError, ConcurrentEditError, Route53ConcurrentEditError, Route53Error
+from failover_engine.core.model import Route53Connection, Route53EndpointBinding, Route53Routing
+from failover_engine.core.plan import Change, ResourceKey
 
 ZONE = "Z0123456789"
 

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 import pytest
 
-from failover_engine.model import (
+from failover_engine.core.model import (
     Endpoint,
     HttpProbe,
     Policy,
@@ -15,7 +15,7 @@ from failover_engine.model import (
     Route53Routing,
     Service,
 )
-from failover_engine.selection import Decision, SimpleVerdict, select_target
+from failover_engine.core.selection import Decision, SimpleVerdict, select_target
 
 HEALTHS = ("healthy", "unhealthy", "unknown", "noprobe")
 """unknown: the endpoint has a probe but its verdict is unknown; noprobe: no probe, no verdict."""
@@ -251,7 +251,7 @@ def test_switch_to_an_unknown_endpoint_raises_keyerror():
 
 
 def test_verdict_health_may_be_an_enum():
-    from failover_engine.health import Health
+    from failover_engine.detection.health import Health
 
     health = {"p": "unhealthy", "s": "healthy"}
     verdicts = {"p": SimpleVerdict(Health.unhealthy, "down"), "s": SimpleVerdict(Health.healthy, "up")}

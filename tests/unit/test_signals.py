@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from failover_engine.health import Health
-from failover_engine.model import Detection, ErrorRateSignal, FlapGuard, LatencySignal
-from failover_engine.probes import FailureKind, ProbeResult
-from failover_engine.signals import EndpointVerdict, SignalTracker, check_latency, nearest_rank
+from failover_engine.detection.health import Health
+from failover_engine.core.model import Detection, ErrorRateSignal, FlapGuard, LatencySignal
+from failover_engine.detection.results import FailureKind, ProbeResult
+from failover_engine.detection.signals import EndpointVerdict, SignalTracker, check_latency, nearest_rank
 
 T0 = 1_700_000_000.0
 LETTER = {"U": Health.unknown, "H": Health.healthy, "X": Health.unhealthy}

@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from failover_engine.events import EventLog
-from failover_engine.metrics import PHASES, Timeline, history, render_timeline
-from failover_engine.state import Incident, ServiceState, StateStore, record_detection
+from failover_engine.engine.events import EventLog
+from failover_engine.core.timeline import PHASES, Timeline, render_timeline
+from failover_engine.engine.metrics import history
+from failover_engine.engine.state import Incident, ServiceState, StateStore, record_detection
 
 T0 = 1_700_000_000.0
 

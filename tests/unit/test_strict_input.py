@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from failover_engine import model
-from failover_engine.errors import CloudDnsError, Problem, Route53Error, StrategyError
-from failover_engine.loader import DEFAULT_MAX_BYTES, MAX_DEPTH, load_strategy, parse_strategy
+from failover_engine.core import model
+from failover_engine.core.errors import CloudDnsError, Problem, Route53Error, StrategyError
+from failover_engine.config.loader import DEFAULT_MAX_BYTES, MAX_DEPTH, load_strategy, parse_strategy
 
 FILE = "strategy.yaml"
 
@@ -496,7 +496,7 @@ def _route53(client: Any):
 
 
 def _keys(n: int) -> set:
-    from failover_engine.plan import ResourceKey
+    from failover_engine.core.plan import ResourceKey
 
     return {ResourceKey("route53", "Z1", f"r{i}.example.com.", "A", f"sid-{i}") for i in range(n)}
 
@@ -580,11 +580,12 @@ def mode(path: Path) -> int:
 
 
 def test_state_files_are_private_and_directories_too(tmp_path):
-    from failover_engine.events import EventLog
-    from failover_engine.state import Incident, StateStore, private_dir
+    from failover_engine.engine.events import EventLog
+    from failover_engine.engine.state import Incident, StateStore
+    from failover_engine.engine.files import private_dir
 
     state = tmp_path / "deep" / "state"
-    StateStore(state).save("web", __import__("failover_engine.state", fromlist=["ServiceState"]).ServiceState())
+    StateStore(state).save("web", __import__("failover_engine.engine.state", fromlist=["ServiceState"]).ServiceState())
     StateStore(state).record_incident("web", Incident("failure", 1.0, 2.0))
     EventLog(state / "events.jsonl").append("x")
     assert mode(state) == 0o700 and mode(state / "services") == 0o700
@@ -594,8 +595,8 @@ def test_state_files_are_private_and_directories_too(tmp_path):
 
 
 def test_loose_modes_left_by_an_older_version_are_tightened(tmp_path):
-    from failover_engine.events import EventLog
-    from failover_engine.state import ServiceState, StateStore
+    from failover_engine.engine.events import EventLog
+    from failover_engine.engine.state import ServiceState, StateStore
 
     state = tmp_path / "state"
     (state / "services").mkdir(parents=True)
@@ -611,10 +612,10 @@ def test_loose_modes_left_by_an_older_version_are_tightened(tmp_path):
 def test_an_engine_run_leaves_only_private_files(tmp_path):
     """What the engine writes (event log, service state, locks, journal, reports, region reports)
     is 0600 in 0700 directories, with a umask that would give 0644/0755."""
-    from failover_engine.engine import FailoverEngine
-    from failover_engine.journal import Journal
-    from failover_engine.region import RegionOutcome
-    from failover_engine.state import ServiceState
+    from failover_engine.engine.failover import FailoverEngine
+    from failover_engine.engine.journal import Journal
+    from failover_engine.engine.region import RegionOutcome
+    from failover_engine.engine.state import ServiceState
 
     path = write(tmp_path, "state_dir: st/inner\n" + BASE)
     old = os.umask(0o022)
@@ -662,7 +663,7 @@ def _cli(argv: list[str]) -> tuple[int, str]:
     import contextlib
     import io
 
-    from failover_engine import cli
+    from failover_engine.cli import main as cli
 
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
@@ -706,7 +707,7 @@ def test_the_json_schema_keeps_its_bounds():
     (not JSON Schema) instead of minimum/maximum."""
     import json
 
-    from failover_engine.loader import json_schema
+    from failover_engine.config.loader import json_schema
 
     text = json_schema()
     defs = json.loads(text)["$defs"]

@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from failover_engine import terraform
-from failover_engine.errors import Problem, StrategyError
-from failover_engine.loader import json_schema, load_strategy, parse_strategy
-from failover_engine.model import FromTerraform, HttpProbe, Route53Connection, TcpProbe
-from failover_engine.terraform import TerraformError
-from failover_engine.tfoutputs import drop_nulls, service_from_outputs, strategy_from_outputs
+from failover_engine.config import terraform
+from failover_engine.core.errors import Problem, StrategyError
+from failover_engine.config.loader import json_schema, load_strategy, parse_strategy
+from failover_engine.core.model import FromTerraform, HttpProbe, Route53Connection, TcpProbe
+from failover_engine.config.terraform import TerraformError
+from failover_engine.config.tfoutputs import drop_nulls, service_from_outputs, strategy_from_outputs
 
 FILE = "strategy.yaml"
 
@@ -458,7 +458,7 @@ def test_bindings_follow_the_declared_endpoint_order_not_terraforms_sorted_keys(
 
 
 def test_terraform_child_settings_do_not_outlive_the_call(monkeypatch):
-    from failover_engine.terraform import _child_env
+    from failover_engine.config.terraform import _child_env
 
     monkeypatch.delenv("TF_IN_AUTOMATION", raising=False)
     monkeypatch.setenv("CHECKPOINT_DISABLE", "mine")

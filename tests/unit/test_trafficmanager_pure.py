@@ -29,10 +29,10 @@ from failover_engine.adapters.trafficmanager import (
     _retry_after,
     order_updates,
 )
-from failover_engine.errors import AdapterError, StrategyError, TrafficManagerError
-from failover_engine.loader import parse_strategy
-from failover_engine.model import TrafficManagerConnection, TrafficManagerEndpointBinding, TrafficManagerRouting
-from failover_engine.plan import Change, ResourceKey
+from failover_engine.core.errors import AdapterError, StrategyError, TrafficManagerError
+from failover_engine.config.loader import parse_strategy
+from failover_engine.core.model import TrafficManagerConnection, TrafficManagerEndpointBinding, TrafficManagerRouting
+from failover_engine.core.plan import Change, ResourceKey
 
 SCOPE = "rg-shop/shop-tm"
 E, D = "Enabled", "Disabled"

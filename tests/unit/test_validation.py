@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from failover_engine.plan import Change, ResourceKey
-from failover_engine.validation import (
+from failover_engine.core.plan import Change, ResourceKey
+from failover_engine.core.validation import (
     ValidationResult,
     expected_after,
     expected_before,

@@ -5,7 +5,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .base import Adapter
+    from failover_engine.adapters.base import Adapter
 
 _REGISTRY: dict[str, str] = {
     "route53": "failover_engine.adapters.route53:Route53Adapter",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, ClassVar
 
-from ..errors import AdapterError
+from failover_engine.core.errors import AdapterError
 
 
 class AwsCalls:

@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
-from ..plan import Assignment, Attrs, Change, ResourceKey
+from failover_engine.core.plan import Assignment, Attrs, Change, ResourceKey
 
 
 class Capability(str, enum.Enum):
@@ -92,6 +92,6 @@ class Adapter(ABC):
         Never a blind overwrite (Route 53, Cloud DNS, Traffic Manager; the zone adapters do not check
         yet): a resource that no longer holds its change's ``before`` was edited by someone else
         since it was read; leave it as it is and raise the adapter's
-        :class:`~failover_engine.errors.ConcurrentEditError` subclass (the resource, both values).
+        :class:`~failover_engine.core.errors.ConcurrentEditError` subclass (the resource, both values).
         On any failure set ``written`` on the error (keys of writes the provider accepted) and
         ``unknown`` (keys of writes sent whose answer was lost and that a read did not confirm)."""

@@ -14,11 +14,11 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Sequence
 
-from ..errors import ElbError
-from ..model import ClassicElbConnection, ClassicElbRouting
-from ..plan import Assignment, Attrs, Change, ResourceKey
-from .aws import AwsCalls
-from .base import Adapter, ApplyReceipt, Capability, split_zone_changes
+from failover_engine.core.errors import ElbError
+from failover_engine.core.model import ClassicElbConnection, ClassicElbRouting
+from failover_engine.core.plan import Assignment, Attrs, Change, ResourceKey
+from failover_engine.adapters.aws import AwsCalls
+from failover_engine.adapters.base import Adapter, ApplyReceipt, Capability, split_zone_changes
 
 RETRYABLE = {"Throttling", "ThrottlingException", "RequestLimitExceeded"}
 MAX_NAMES_PER_DESCRIBE = 20  # DescribeLoadBalancers accepts up to 20 names per call

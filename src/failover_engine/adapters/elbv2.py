@@ -28,11 +28,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from ..errors import Elbv2Error
-from ..model import Elbv2Connection, Elbv2Routing
-from ..plan import Assignment, Attrs, Change, ResourceKey
-from .aws import AwsCalls
-from .base import Adapter, ApplyReceipt, Capability, split_zone_changes
+from failover_engine.core.errors import Elbv2Error
+from failover_engine.core.model import Elbv2Connection, Elbv2Routing
+from failover_engine.core.plan import Assignment, Attrs, Change, ResourceKey
+from failover_engine.adapters.aws import AwsCalls
+from failover_engine.adapters.base import Adapter, ApplyReceipt, Capability, split_zone_changes
 
 RETRYABLE = {"Throttling", "ThrottlingException", "RequestLimitExceeded"}
 MAX_ARNS_PER_DESCRIBE = 20    # DescribeTargetGroups / DescribeTags accept up to 20 ARNs per call

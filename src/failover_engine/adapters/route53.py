@@ -11,7 +11,7 @@ read) plus the CREATE of its after-record, in the same batch; a new record is a 
 one a DELETE. Route 53 refuses a DELETE that does not match the record exactly, so a record
 someone edited since our read fails the batch whole (InvalidChangeBatch) and nothing of it is
 written. The adapter then reads the batch's records again and raises
-:class:`~failover_engine.errors.Route53ConcurrentEditError` naming the record and both values.
+:class:`~failover_engine.core.errors.Route53ConcurrentEditError` naming the record and both values.
 
 With ``check_before_write`` on the connection (off by default: Route 53 checks the DELETE itself),
 the adapter also reads the zone's records just before a zone's first batch and compares them
@@ -41,11 +41,11 @@ import time
 from collections import defaultdict
 from typing import Any, Callable, Sequence
 
-from ..errors import Route53ConcurrentEditError, Route53Error
-from ..model import Route53Connection, Route53Routing
-from ..plan import Assignment, Attrs, Change, ResourceKey
-from .aws import AwsCalls
-from .base import Adapter, ApplyReceipt, Capability
+from failover_engine.core.errors import Route53ConcurrentEditError, Route53Error
+from failover_engine.core.model import Route53Connection, Route53Routing
+from failover_engine.core.plan import Assignment, Attrs, Change, ResourceKey
+from failover_engine.adapters.aws import AwsCalls
+from failover_engine.adapters.base import Adapter, ApplyReceipt, Capability
 
 RETRYABLE = {"Throttling", "ThrottlingException", "PriorRequestNotComplete", "RequestLimitExceeded"}
 REJECTED = {"InvalidChangeBatch", "InvalidInput"}  # a DELETE that does not match (moto: InvalidInput)

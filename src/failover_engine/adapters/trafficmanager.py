@@ -1,6 +1,6 @@
 """Azure Traffic Manager: promote by priority, enable/disable endpoints, or move weights.
 
-Modes (see :class:`~failover_engine.model.TrafficManagerRouting`): ``priority`` gives the active
+Modes (see :class:`~failover_engine.core.model.TrafficManagerRouting`): ``priority`` gives the active
 endpoint priority 1 and the others 2, 3, ... (every bound endpoint Enabled, so Traffic Manager's
 own health-based fallback down the list keeps working); ``status`` enables the active endpoint and
 disables the others; ``weighted`` gives the active endpoint ``active_weight`` and the others
@@ -24,7 +24,7 @@ resources carry no ``etag`` and the SDK (azure-mgmt-trafficmanager 2.0.0, api-ve
 has neither an ``etag`` field nor an ``If-Match`` parameter on profiles or endpoints, so an
 ``If-Match`` header would not be honoured. Instead the profile is read just before writing: an
 endpoint whose managed attributes no longer hold the change's ``before`` was edited since the plan,
-and the apply is refused (:class:`~failover_engine.errors.TrafficManagerConcurrentEditError`,
+and the apply is refused (:class:`~failover_engine.core.errors.TrafficManagerConcurrentEditError`,
 nothing written in that profile). The profile is read again just before each further PATCH and
 every endpoint of the binding compared with the state this apply put it in (a parked priority,
 say); a difference stops the sequence there (the PATCHes before it are in ``written``, each one a
@@ -48,12 +48,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from typing import Any, Callable, Sequence
 
-from ..errors import TrafficManagerConcurrentEditError, TrafficManagerError
-from ..model import TrafficManagerConnection, TrafficManagerRouting
-from ..plan import Assignment, Attrs, Change, ResourceKey
-from .base import Adapter, ApplyReceipt, Capability
-from .trafficmanager_order import (DISABLED, ENABLED, PRIORITY_MAX, EndpointState, OrderingError,  # noqa: F401
-                                   order_updates)
+from failover_engine.core.errors import TrafficManagerConcurrentEditError, TrafficManagerError
+from failover_engine.core.model import TrafficManagerConnection, TrafficManagerRouting
+from failover_engine.core.plan import Assignment, Attrs, Change, ResourceKey
+from failover_engine.adapters.base import Adapter, ApplyReceipt, Capability
+from failover_engine.adapters.trafficmanager_order import (
+    DISABLED,
+    ENABLED,
+    PRIORITY_MAX,
+    EndpointState,
+    OrderingError,
+    order_updates,
+)
 
 MAX_RETRY_AFTER = 60.0   # longest Retry-After honoured; a longer one fails the call at once
 MAX_BACKOFF = 20.0

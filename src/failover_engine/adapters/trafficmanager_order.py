@@ -12,7 +12,7 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
-from ..plan import Attrs
+from failover_engine.core.plan import Attrs
 
 PRIORITY_MAX = 1000      # priorities and weights are 1-1000 (API rule)
 ENABLED, DISABLED = "Enabled", "Disabled"

@@ -19,11 +19,11 @@ import math
 import time
 from typing import Any, Callable, Sequence
 
-from ..errors import ZonalShiftError
-from ..model import ZonalShiftConnection, ZonalShiftRouting
-from ..plan import Assignment, Attrs, Change, ResourceKey
-from .aws import AwsCalls
-from .base import Adapter, ApplyReceipt, Capability
+from failover_engine.core.errors import ZonalShiftError
+from failover_engine.core.model import ZonalShiftConnection, ZonalShiftRouting
+from failover_engine.core.plan import Assignment, Attrs, Change, ResourceKey
+from failover_engine.adapters.aws import AwsCalls
+from failover_engine.adapters.base import Adapter, ApplyReceipt, Capability
 
 RETRYABLE = {"ThrottlingException", "InternalServerException", "ServiceUnavailableException"}
 MIN_EXPIRY_S = 60.0

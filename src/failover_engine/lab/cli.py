@@ -21,8 +21,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Callable, Iterator
 
-from ..errors import FailoverError
-from .lab import CLOUDS, Lab
+from failover_engine.core.errors import FailoverError
+from failover_engine.lab.lab import CLOUDS, Lab
 
 DEFAULT_DIR = Path(".drill")
 GRACE = 5.0  # seconds a signalled command gets before the next, harder signal

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .regions import LabError
+from failover_engine.lab.regions import LabError
 
 EMULATORS = {"clouddns": ("clouddns.py", "Cloud DNS"), "trafficmanager": ("trafficmanager.py", "Traffic Manager"),
              "zonalshift": ("zonalshift.py", "ARC zonal shift")}
@@ -39,7 +39,7 @@ class RestError(LabError):
 
 def emulators_dir() -> Path | None:
     """``tests/emulators`` of the checkout: the working directory's, else the editable install's."""
-    from ..drill import find_repo_root
+    from failover_engine.config.collection import find_repo_root
 
     for start in (None, Path(__file__).resolve().parent):
         root = find_repo_root(start)

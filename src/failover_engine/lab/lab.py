@@ -40,12 +40,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import parse_qs, urlsplit
 
-from ..loader import LoadedStrategy, load_strategy
-from ..model import Route53Routing, Service, Strategy
-from .emulators import LAB_TOKEN, start_clouddns, start_trafficmanager, start_zonalshift
-from .regions import MODES, LabError, RegionServer
-from .seed_clouddns import seed_clouddns
-from .seed_trafficmanager import lab_token_vars, seed_trafficmanager
+from failover_engine.config.loader import LoadedStrategy, load_strategy
+from failover_engine.core.model import Route53Routing, Service, Strategy
+from failover_engine.lab.emulators import LAB_TOKEN, start_clouddns, start_trafficmanager, start_zonalshift
+from failover_engine.lab.regions import MODES, LabError, RegionServer
+from failover_engine.lab.seed_clouddns import seed_clouddns
+from failover_engine.lab.seed_trafficmanager import lab_token_vars, seed_trafficmanager
 
 __all__ = ["CLOUDS", "Lab", "LabError", "seed_route53", "steady_state_records", "template_for"]
 
@@ -184,7 +184,7 @@ def start_moto() -> tuple[Any, str]:
     """Start moto's threaded server on 127.0.0.1 (OS-chosen port) and clear its state."""
     from moto.server import ThreadedMotoServer
 
-    from .moto_route53 import install
+    from failover_engine.lab.moto_route53 import install
 
     install()  # Route 53 change batches as AWS checks them (exact DELETEs, atomic): see moto_route53
     werkzeug_log = logging.getLogger("werkzeug")
@@ -366,7 +366,7 @@ class Lab:
             if emulator is not None:
                 emulator.reset()
         if self.terraform_dir is not None:  # the standby back to its pilot light
-            from ..terraform import runner
+            from failover_engine.config.terraform import runner
 
             runner().apply(self.terraform_dir, TERRAFORM_PILOT_LIGHT)
         if self.loaded is not None:
@@ -427,7 +427,7 @@ class Lab:
         """Copy the embedded Terraform stand-in into the run dir and apply it at its pilot light."""
         if TERRAFORM_PLACEHOLDER not in template:
             return
-        from ..terraform import runner
+        from failover_engine.config.terraform import runner
 
         self.terraform_dir = self.run_dir / "terraform" / "standby"
         self.terraform_dir.mkdir(parents=True, exist_ok=True)
@@ -507,7 +507,7 @@ class Lab:
         if self.zonalshift is not None:
             out.append(("arc zonal shift", self.zonalshift.url))
         if self.terraform_dir is not None:
-            from ..terraform import runner
+            from failover_engine.config.terraform import runner
 
             tf = runner()
             out.append(("terraform", f"{self.terraform_dir} ({tf.kind} terraform {tf.version()})"))

@@ -23,7 +23,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-from ..errors import FailoverError
+from failover_engine.core.errors import FailoverError
 
 MODES = ("up", "down", "slow", "errors", "hang")
 DEFAULT_DELAY_MS = 300

@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any, Iterator
 from urllib.parse import quote, urlencode
 
-from ..model import CloudDnsConnection, CloudDnsRouting, Service, Strategy
-from .emulators import RestError, rest
-from .regions import LabError
+from failover_engine.core.model import CloudDnsConnection, CloudDnsRouting, Service, Strategy
+from failover_engine.lab.emulators import RestError, rest
+from failover_engine.lab.regions import LabError
 
 
 def _fqdn(name: str) -> str:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from ..model import Service, Strategy, TrafficManagerConnection, TrafficManagerRouting
-from .emulators import RestError, rest
-from .regions import LabError
+from failover_engine.core.model import Service, Strategy, TrafficManagerConnection, TrafficManagerRouting
+from failover_engine.lab.emulators import RestError, rest
+from failover_engine.lab.regions import LabError
 
 API_VERSION = "2022-04-01"
 ROUTING_METHOD = {"priority": "Priority", "status": "Priority", "weighted": "Weighted"}

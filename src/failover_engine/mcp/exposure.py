@@ -16,7 +16,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 
-from .settings import ServerSettings
+from failover_engine.mcp.settings import ServerSettings
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 

@@ -5,8 +5,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..model import Name
-from .policy import PATTERNS
+from failover_engine.core.model import Name
+from failover_engine.mcp.policy import PATTERNS
 
 # Strict identifiers (see policy.PATTERNS): nothing a template or a shell could read as code.
 Region = Annotated[str, Field(max_length=63, pattern=PATTERNS["region"],

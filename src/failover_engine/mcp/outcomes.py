@@ -4,10 +4,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..events import redact
-from ..plan import Plan
-from .models import BlastRadius, Condition, RunOutcome, ServiceOutcome
-from .policy import mask_headers
+from failover_engine.engine.events import redact
+from failover_engine.core.plan import Plan
+from failover_engine.mcp.models import BlastRadius, Condition, RunOutcome, ServiceOutcome
+from failover_engine.mcp.policy import mask_headers
 
 
 def blast_radius(plans: list[Plan]) -> BlastRadius:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..drill import find_repo_root, link_collection
+from failover_engine.config.collection import find_repo_root, link_collection
 
 # operation -> playbook of the collection (the allowlist)
 ALLOWED = {"failover": "failover.yml", "failback": "failback.yml", "region": "region_failover.yml"}

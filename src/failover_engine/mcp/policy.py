@@ -27,8 +27,16 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 from urllib.parse import urlsplit
 
-from ..errors import Problem
-from ..model import CommandProbe, DnsProbe, HttpProbe, PythonProbe, Strategy, TcpProbe, parse_nameserver
+from failover_engine.core.errors import Problem
+from failover_engine.core.model import (
+    CommandProbe,
+    DnsProbe,
+    HttpProbe,
+    PythonProbe,
+    Strategy,
+    TcpProbe,
+    parse_nameserver,
+)
 
 INPUT = "<mcp input>"
 MASK = "***"

@@ -33,23 +33,37 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field
 
-from ..engine import FailoverEngine
-from ..errors import FailoverError, LockHeld
-from ..events import EventLog, iso, redact
-from ..locks import FileLock
-from ..metrics import history
-from ..model import Name, Strategy
-from ..plan import Plan
-from .models import (Condition, ConfigureResult, DefineResult, MonitorResult, ProblemOut, StandbyIn,
-                     TriggerResult)
-from .outcomes import blast_radius, run_outcome
-from .playbooks import PlaybookError, PlaybookRunner, credential_needs
-from .policy import OperatorPolicy, mask_headers
-from .settings import (ServerSettings, SettingsError, WorkSettings, add_arguments, build_settings,  # noqa: F401
-                       load_connections)
-from .store import StoreRejected, StrategyStore
-from .tokens import TokenBook, TokenRefused
-from .work import Busy, DeadlineExceeded, Lane
+from failover_engine.engine.failover import FailoverEngine
+from failover_engine.core.errors import FailoverError, LockHeld
+from failover_engine.engine.events import EventLog, redact
+from failover_engine.core.timeline import iso
+from failover_engine.engine.locks import FileLock
+from failover_engine.engine.metrics import history
+from failover_engine.core.model import Name, Strategy
+from failover_engine.core.plan import Plan
+from failover_engine.mcp.models import (
+    Condition,
+    ConfigureResult,
+    DefineResult,
+    MonitorResult,
+    ProblemOut,
+    StandbyIn,
+    TriggerResult,
+)
+from failover_engine.mcp.outcomes import blast_radius, run_outcome
+from failover_engine.mcp.playbooks import PlaybookError, PlaybookRunner, credential_needs
+from failover_engine.mcp.policy import OperatorPolicy, mask_headers
+from failover_engine.mcp.settings import (
+    ServerSettings,
+    SettingsError,
+    WorkSettings,
+    add_arguments,
+    build_settings,
+    load_connections,
+)
+from failover_engine.mcp.store import StoreRejected, StrategyStore
+from failover_engine.mcp.tokens import TokenBook, TokenRefused
+from failover_engine.mcp.work import Busy, DeadlineExceeded, Lane
 
 log = logging.getLogger("failover.mcp")
 
@@ -358,7 +372,7 @@ def _client(ctx: Context | None) -> Any:
 
 
 def build_server(tools: FailoverMcp, settings: ServerSettings | None = None) -> MCPServer:
-    from .exposure import StaticBearerToken, auth_settings
+    from failover_engine.mcp.exposure import StaticBearerToken, auth_settings
 
     settings = settings or ServerSettings(home=tools.store.home)
     lanes = Lanes(settings.work, settings.playbook_timeout)
@@ -490,7 +504,7 @@ def _private_home(home: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .exposure import exposure_lines, transport_security
+    from failover_engine.mcp.exposure import exposure_lines, transport_security
 
     ap = argparse.ArgumentParser(
         prog="failover-mcp", description="MCP server of failover-engine: define, configure, trigger (two-step) "

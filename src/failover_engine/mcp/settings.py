@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from .policy import DestinationPolicy, Limits, OperatorPolicy, parse_range
+from failover_engine.mcp.policy import DestinationPolicy, Limits, OperatorPolicy, parse_range
 
 
 class SettingsError(Exception):
@@ -250,7 +250,7 @@ def _range(value: Any) -> tuple[float, float]:
 
 def load_connections(path: Path) -> dict[str, Any]:
     """The operator's connections file, validated as a strategy file's connections are."""
-    from ..errors import Problem, StrategyError
+    from failover_engine.core.errors import Problem, StrategyError
 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -264,8 +264,8 @@ def load_connections(path: Path) -> dict[str, Any]:
 def parse_connections(data: Any, where: str) -> dict[str, Any]:
     from pydantic import TypeAdapter, ValidationError
 
-    from ..errors import Problem, StrategyError
-    from ..model import Connection, Name, format_loc
+    from failover_engine.core.errors import Problem, StrategyError
+    from failover_engine.core.model import Connection, Name, format_loc
 
     try:
         parsed = TypeAdapter(dict[Name, Connection]).validate_python(data)

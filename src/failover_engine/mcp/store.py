@@ -19,11 +19,11 @@ from typing import Any
 
 import yaml
 
-from ..errors import Problem, StrategyError
-from ..events import redact
-from ..loader import LoadedStrategy, load_strategy, parse_strategy
-from ..model import Strategy
-from .policy import INPUT, OperatorPolicy, mask_headers
+from failover_engine.core.errors import Problem, StrategyError
+from failover_engine.engine.events import redact
+from failover_engine.config.loader import LoadedStrategy, load_strategy, parse_strategy
+from failover_engine.core.model import Strategy
+from failover_engine.mcp.policy import INPUT, OperatorPolicy, mask_headers
 
 
 class StoreRejected(Exception):

@@ -1,7 +1,7 @@
 """Google Cloud DNS: swap a record set, flip a primaryBackup routing policy, or move WRR weights.
 
 Every mode steers one record set (``ResourceKey("clouddns", managed_zone, fqdn, type)``); see
-:class:`~failover_engine.model.CloudDnsRouting` for what each mode writes.
+:class:`~failover_engine.core.model.CloudDnsRouting` for what each mode writes.
 
 Cloud DNS updates a record set by a *change*: deletions of the current record sets, which must
 match them exactly, and additions of the new ones, applied atomically. So every switch in one
@@ -10,7 +10,7 @@ with fields a plan does not show) and whose additions are the after-state; a rec
 it was read makes the change fail as a whole (412; 409 for one created since, 404 for one
 deleted since) and nothing changes: Cloud DNS's own compare-and-swap, checked against the
 emulator. The adapter then reads the change's record sets again and raises
-:class:`~failover_engine.errors.CloudDnsConcurrentEditError` naming the record set and both
+:class:`~failover_engine.core.errors.CloudDnsConcurrentEditError` naming the record set and both
 values. A change whose answer was lost (5xx, a reset connection, a read timeout) is confirmed by
 reading: every record set in its after-state means it landed (``confirmed_by_read``; a repeat of
 it fails its own deletions, so it never applies twice); otherwise its keys are in the error's
@@ -31,12 +31,12 @@ import time
 from collections import defaultdict
 from typing import Any, Callable, Sequence
 
-from ...errors import CloudDnsConcurrentEditError, CloudDnsError
-from ...model import CloudDnsConnection, CloudDnsRouting
-from ...plan import Assignment, Attrs, Change, ResourceKey
-from ..base import Adapter, ApplyReceipt, Capability
-from .api import CloudDnsApi
-from .records import Rrset, attrs_of, change_bodies, fqdn, in_zone
+from failover_engine.core.errors import CloudDnsConcurrentEditError, CloudDnsError
+from failover_engine.core.model import CloudDnsConnection, CloudDnsRouting
+from failover_engine.core.plan import Assignment, Attrs, Change, ResourceKey
+from failover_engine.adapters.base import Adapter, ApplyReceipt, Capability
+from failover_engine.adapters.clouddns.api import CloudDnsApi
+from failover_engine.adapters.clouddns.records import Rrset, attrs_of, change_bodies, fqdn, in_zone
 
 TARGETED_READ_LIMIT = 4  # up to this many record sets in a zone: filtered reads; beyond: list the zone
 PRECONDITION_FAILED = (404, 409, 412)

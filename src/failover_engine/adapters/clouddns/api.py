@@ -20,8 +20,8 @@ from __future__ import annotations
 import random
 from typing import Any, Callable, Iterator
 
-from ...errors import CloudDnsError
-from ...model import CloudDnsConnection
+from failover_engine.core.errors import CloudDnsError
+from failover_engine.core.model import CloudDnsConnection
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 SCOPES = ["https://www.googleapis.com/auth/ndev.clouddns.readwrite"]

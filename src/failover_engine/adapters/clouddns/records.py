@@ -15,8 +15,8 @@ import copy
 from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
-from ...errors import CloudDnsError
-from ...plan import Attrs, Change, ResourceKey
+from failover_engine.core.errors import CloudDnsError
+from failover_engine.core.plan import Attrs, Change, ResourceKey
 
 MAX_RRSETS_PER_CHANGE = 1000  # default Cloud DNS quotas rrsetAdditionsPerChange / rrsetDeletionsPerChange
 
