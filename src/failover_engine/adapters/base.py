@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence
 
 from failover_engine.core.plan import Assignment, Attrs, Change, ResourceKey
+from failover_engine.core.rules import binding_problems
 
 
 class Capability(str, enum.Enum):
@@ -57,9 +58,10 @@ class Adapter(ABC):
     capabilities: ClassVar[frozenset[Capability]]
 
     @classmethod
-    @abstractmethod
-    def binding_problems(cls, binding: Any) -> list[tuple[str, str]]:
-        """Every (field path, message) this adapter cannot honour in ``binding``."""
+    def binding_problems(cls, binding: Any) -> list[tuple[Any, str]]:
+        """Every (field path, message) this adapter cannot honour in ``binding``: the pure rules of
+        failover_engine.core.rules, which the strategy loader checks too."""
+        return binding_problems(binding)
 
     @abstractmethod
     def desired(self, binding: Any, assignment: Assignment) -> dict[ResourceKey, Attrs]:

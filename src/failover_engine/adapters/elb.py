@@ -40,17 +40,6 @@ class ClassicElbAdapter(AwsCalls, Adapter):
         self.calls = 0
 
     # ------------------------------------------------------------------ validation (pure)
-    @classmethod
-    def binding_problems(cls, binding: ClassicElbRouting) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        if len(binding.endpoints) < 2:
-            out.append(("endpoints", "zone failover needs at least two zones (one must stay enabled)"))
-        zones = [b.zone for b in binding.endpoints.values()]
-        dupes = sorted({z for z in zones if zones.count(z) > 1})
-        if dupes:
-            out.append(("endpoints", f"each endpoint needs its own zone; repeated: {', '.join(dupes)}"))
-        return out
-
     def describe(self, binding: ClassicElbRouting) -> str:
         return f"elb {binding.load_balancer} (availability zones)"
 

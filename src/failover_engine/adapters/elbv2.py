@@ -91,22 +91,6 @@ class Elbv2Adapter(AwsCalls, Adapter):
         return self.client_for("ec2")
 
     # ------------------------------------------------------------------ validation (pure)
-    @classmethod
-    def binding_problems(cls, binding: Elbv2Routing) -> list[tuple[str, str]]:
-        """Two distinct zones at least, distinct target groups. (Instance targets only: the target
-        type is known only to the provider and is checked at read.)"""
-        out: list[tuple[str, str]] = []
-        if len(binding.endpoints) < 2:
-            out.append(("endpoints", "zone failover needs at least two zones (one must stay in service)"))
-        zones = [b.zone for b in binding.endpoints.values()]
-        dupes = sorted({z for z in zones if zones.count(z) > 1})
-        if dupes:
-            out.append(("endpoints", f"each endpoint needs its own zone; repeated: {', '.join(dupes)}"))
-        arns = binding.target_group_arns
-        if len(set(arns)) != len(arns):
-            out.append(("target_group_arns", "each target group may be listed once"))
-        return out
-
     def describe(self, binding: Elbv2Routing) -> str:
         names = [arn.split(":targetgroup/")[-1].split("/")[0] for arn in binding.target_group_arns]
         return f"elbv2 target group(s) {', '.join(names)} (availability zones)"

@@ -78,25 +78,6 @@ class Route53Adapter(AwsCalls, Adapter):
         self.calls = 0
 
     # ------------------------------------------------------------------ validation (pure)
-    @classmethod
-    def binding_problems(cls, binding: Route53Routing) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        if not binding.hosted_zone_id and not binding.hosted_zone:
-            out.append(("hosted_zone_id", "give hosted_zone_id or hosted_zone"))
-        if binding.mode == "failover" and len(binding.endpoints) != 2:
-            out.append(("endpoints", "failover mode binds exactly two endpoints (one PRIMARY, one SECONDARY)"))
-        if binding.mode in ("failover", "weighted"):
-            sids = [b.set_identifier or name for name, b in binding.endpoints.items()]
-            if len(set(sids)) != len(sids):
-                out.append(("endpoints", "set_identifier values must be unique"))
-        if binding.type == "CNAME":
-            for name, b in binding.endpoints.items():
-                if len(b.values) != 1:
-                    out.append((f"endpoints.{name}.values", "a CNAME record has exactly one value"))
-        if binding.mode == "weighted" and binding.active_weight <= binding.inactive_weight:
-            out.append(("active_weight", "must be greater than inactive_weight"))
-        return out
-
     # ------------------------------------------------------------------ desired state (pure)
     def zone_id(self, binding: Route53Routing) -> str:
         if binding.hosted_zone_id:

@@ -204,25 +204,6 @@ class TrafficManagerAdapter(Adapter):
         return TrafficManagerError(f"{op} failed: {message.rstrip('.')}{note}{hint}", resource=resource, code=code)
 
     # ------------------------------------------------------------------ validation (pure)
-    @classmethod
-    def binding_problems(cls, binding: TrafficManagerRouting) -> list[tuple[Any, str]]:
-        out: list[tuple[Any, str]] = []
-        seen: dict[str, str] = {}
-        for name, eb in binding.endpoints.items():
-            other = seen.get(eb.endpoint.lower())
-            if other is not None:
-                out.append((("endpoints", name, "endpoint"),
-                            f"Traffic Manager endpoint {eb.endpoint!r} is already bound to {other!r}; each "
-                            "service endpoint needs its own"))
-            seen.setdefault(eb.endpoint.lower(), name)
-        if binding.mode == "weighted" and binding.active_weight <= binding.inactive_weight:
-            out.append(("active_weight", "must be greater than inactive_weight"))
-        if binding.mode == "priority" and len(binding.endpoints) > PRIORITY_MAX:
-            out.append(("endpoints", f"a priority profile holds at most {PRIORITY_MAX} endpoints"))
-        if not binding.endpoints:
-            out.append(("endpoints", "bind at least one endpoint"))
-        return out
-
     # ------------------------------------------------------------------ desired state (pure)
     @staticmethod
     def scope(binding: TrafficManagerRouting) -> str:

@@ -13,8 +13,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Mapping
 
 from failover_engine.core.plan import Attrs
+from failover_engine.core.rules import PRIORITY_MAX
 
-PRIORITY_MAX = 1000      # priorities and weights are 1-1000 (API rule)
 ENABLED, DISABLED = "Enabled", "Disabled"
 
 

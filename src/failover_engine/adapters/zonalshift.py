@@ -26,8 +26,6 @@ from failover_engine.adapters.aws import AwsCalls
 from failover_engine.adapters.base import Adapter, ApplyReceipt, Capability
 
 RETRYABLE = {"ThrottlingException", "InternalServerException", "ServiceUnavailableException"}
-MIN_EXPIRY_S = 60.0
-MAX_EXPIRY_S = 3 * 24 * 3600.0
 
 
 def _remaining(shift: dict[str, Any]) -> float:
@@ -75,20 +73,6 @@ class ZonalShiftAdapter(AwsCalls, Adapter):
         return (f" [{reason}]" if reason else "") + hint
 
     # ------------------------------------------------------------------ validation (pure)
-    @classmethod
-    def binding_problems(cls, binding: ZonalShiftRouting) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        if len(binding.endpoints) < 2:
-            out.append(("endpoints", "a zonal shift needs at least two zones (it moves traffic to the others)"))
-        zones = [b.zone for b in binding.endpoints.values()]
-        if len(set(zones)) != len(zones):
-            out.append(("endpoints", "each endpoint names a different zone"))
-        if not MIN_EXPIRY_S <= binding.expires_in <= MAX_EXPIRY_S:
-            out.append(("expires_in", "a zonal shift expires in 1 minute to 3 days"))
-        if len(binding.comment) > 128:
-            out.append(("comment", "at most 128 characters (the API's limit)"))
-        return out
-
     # ------------------------------------------------------------------ desired state (pure)
     @staticmethod
     def _key(binding: ZonalShiftRouting) -> ResourceKey:

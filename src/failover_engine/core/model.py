@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from failover_engine.core.rules import binding_problems
+
 # fullmatch on the stripped text: no two optional runs of spaces around an optional unit, so
 # no backtracking (the old ^\s*...\s*(unit)?\s*$ was quadratic in a long run of spaces)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)?")
@@ -832,8 +834,6 @@ def _service_problems(strategy: Strategy, base: Loc, svc: Service) -> list[tuple
 
 
 def _binding_problems(strategy: Strategy, at: Loc, svc: Service, binding: Any) -> list[tuple[Loc, str]]:
-    from failover_engine.adapters import adapter_class  # local import: the registry is lazy
-
     out: list[tuple[Loc, str]] = []
     if binding.connection is not None:
         conn = strategy.connections.get(binding.connection)
@@ -853,7 +853,7 @@ def _binding_problems(strategy: Strategy, at: Loc, svc: Service, binding: Any) -
     if extra:
         out.append(((*at, "endpoints"), f"binding for unknown endpoint(s) {', '.join(extra)}"))
     out.extend(_record_problems(at, binding))
-    for path, msg in adapter_class(binding.adapter).binding_problems(binding):
+    for path, msg in binding_problems(binding):
         out.append(((*at, *path) if isinstance(path, tuple) else (*at, *[p for p in path.split(".") if p]), msg))
     return out
 

@@ -6,7 +6,7 @@ asks :func:`select_target`, and turns the answer into a plan.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Protocol
+from typing import Any, Literal, Mapping, Protocol
 
 from failover_engine.core.model import Role, Service
 from failover_engine.core.plan import Assignment
@@ -26,6 +26,11 @@ class Verdict(Protocol):
 class SimpleVerdict:
     health: str
     reason: str = ""
+
+
+def verdicts_from_probes(results: Mapping[str, Any]) -> dict[str, Verdict]:
+    """Verdicts from one probe round's results (healthy when the probe passed)."""
+    return {n: SimpleVerdict("healthy" if r.ok else "unhealthy", r.reason) for n, r in results.items()}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from failover_engine.engine.locks import FileLock, LockProvider
 from failover_engine.core.timeline import Timeline
 from failover_engine.core.model import Service
 from failover_engine.core.plan import Assignment, Attrs, Change, Plan, PlanStep, ResourceKey
-from failover_engine.core.selection import Action, SimpleVerdict, Verdict, select_target
+from failover_engine.core.selection import Action, Verdict, select_target, verdicts_from_probes
 from failover_engine.engine.state import StateStore
 from failover_engine.engine.files import private_dir
 from failover_engine.engine.transaction import Request, Transaction
@@ -56,10 +56,6 @@ def _out_of_rotation(svc: Service, in_rotation: list[str], of: str) -> list[str]
         key = getattr(ep, attr) or f"({ep.name})"
         groups[key] = groups.get(key, False) or ep.name in in_rotation
     return sorted(k for k, live in groups.items() if not live)
-
-
-def verdicts_from_probes(results: dict[str, Any]) -> dict[str, Verdict]:
-    return {n: SimpleVerdict("healthy" if r.ok else "unhealthy", r.reason) for n, r in results.items()}
 
 
 class FailoverEngine:

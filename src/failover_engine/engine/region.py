@@ -153,7 +153,7 @@ def region_inputs(engine: "FailoverEngine", region: str) -> tuple[list[str], dic
                                                                   dict[str, dict[str, "Verdict"]]]:
     """(services with an endpoint in the region, their observations, verdicts of their candidates)."""
     from failover_engine.detection.rounds import probe_round
-    from failover_engine.engine.failover import verdicts_from_probes
+    from failover_engine.core.selection import verdicts_from_probes
 
     names = [n for n, s in engine.strategy.services.items() if any(ep.region == region for ep in s.endpoints)]
     engine.progress(f"region {region}: reading the routing of {len(names)} service(s)")

@@ -61,46 +61,6 @@ class CloudDnsAdapter(Adapter):
         return self.api.calls
 
     # ------------------------------------------------------------------ validation (pure)
-    @classmethod
-    def binding_problems(cls, binding: CloudDnsRouting) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        eps = binding.endpoints
-        if binding.type == "CNAME":
-            out += [(f"endpoints.{n}.values", "a CNAME record has exactly one value")
-                    for n, b in eps.items() if len(b.values) != 1]
-        seen: dict[tuple[str, ...], str] = {}
-        for name, b in eps.items():
-            other = seen.setdefault(tuple(sorted(b.values)), name)
-            if other != name:
-                out.append((f"endpoints.{name}.values", f"same values as endpoint {other!r}: the active "
-                            "endpoint could not be told from the record set"))
-        if binding.mode == "primary_backup":
-            out += cls._primary_backup_problems(binding)
-        elif binding.trickle_ratio:
-            out.append(("trickle_ratio", "applies to mode primary_backup only"))
-        if binding.mode == "weighted" and binding.active_weight <= binding.inactive_weight:
-            out.append(("active_weight", "must be greater than inactive_weight"))
-        return out
-
-    @staticmethod
-    def _primary_backup_problems(binding: CloudDnsRouting) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        if binding.type not in ("A", "AAAA"):
-            out.append(("type", "primary_backup health-checks its primary targets (IP addresses): use A or AAAA"))
-        if len(binding.endpoints) < 2:
-            out.append(("endpoints", "primary_backup needs one primary and at least one backup endpoint"))
-        locations: dict[str, str] = {}
-        for name, b in binding.endpoints.items():
-            if not b.location:
-                out.append((f"endpoints.{name}.location", "primary_backup needs the GCP region of every endpoint "
-                            "(any of them may become a backup geo target), e.g. location: us-east1"))
-                continue
-            other = locations.setdefault(b.location.lower(), name)
-            if other != name:
-                out.append((f"endpoints.{name}.location", f"location {b.location!r} is also endpoint {other!r}'s: "
-                            "backup geo targets need distinct locations"))
-        return out
-
     # ------------------------------------------------------------------ desired state (pure)
     @staticmethod
     def key(binding: CloudDnsRouting) -> ResourceKey:
