@@ -394,3 +394,61 @@ def test_readme_commands_exist() -> None:
             else:
                 assert callable(parser.parse_args(argv).func), f"{path.parent.name}: {line}"
     assert found >= 10
+
+
+# --------------------------------------------------------------------------- with a provider mirror
+# read at import, before any fixture points TF_CLI_CONFIG_FILE at /dev/null
+MIRROR_CONFIG = os.environ.get("TF_CLI_CONFIG_FILE")
+
+
+def provider_mirror(config: str | None) -> Path | None:
+    """The directory of the ``filesystem_mirror`` that the Terraform CLI configuration ``config``
+    installs providers from, or None (no config, no such block, or no such directory)."""
+    if not config or not Path(config).is_file():
+        return None
+    text = re.sub(r"(?m)^\s*(#|//).*$", "", Path(config).read_text(errors="replace"))
+    m = re.search(r'filesystem_mirror\s*\{[^}]*?\bpath\s*=\s*"([^"]+)"', text, re.S)
+    if not m:
+        return None
+    path = Path(m.group(1)).expanduser()
+    return path if path.is_dir() else None
+
+
+def test_provider_mirror_is_found_only_where_the_config_has_one(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    good = tmp_path / "good.tfrc"
+    good.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path    = "{mirror}"\n'
+                    '    include = ["registry.terraform.io/hashicorp/*"]\n  }\n}\n')
+    commented = tmp_path / "commented.tfrc"
+    commented.write_text(f'# filesystem_mirror {{ path = "{mirror}" }}\nplugin_cache_dir = "{mirror}"\n')
+    gone = tmp_path / "gone.tfrc"
+    gone.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{tmp_path / "nope"}"\n  }}\n}}\n')
+    assert provider_mirror(str(good)) == mirror
+    assert provider_mirror(str(commented)) is None
+    assert provider_mirror(str(gone)) is None
+    assert provider_mirror(os.devnull) is None
+    assert provider_mirror(None) is None
+
+
+def test_terraform_validate_and_test_with_a_provider_mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``terraform init``, ``validate`` and (where the module has tests/) ``terraform test`` of every
+    module, with providers from the mirror: provider plugins cannot be downloaded here."""
+    if provider_mirror(MIRROR_CONFIG) is None:
+        pytest.skip("terraform validate/test of providers/{aws,gcp,azure} not run: no provider mirror "
+                    "(set TF_CLI_CONFIG_FILE to a CLI config whose filesystem_mirror holds hashicorp/aws, "
+                    "google and azurerm)")
+    import shutil
+
+    for k, v in {"CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "TF_INPUT": "0",
+                 "TF_CLI_CONFIG_FILE": str(MIRROR_CONFIG)}.items():
+        monkeypatch.setenv(k, v)
+    for module in sorted(MODULES):
+        d = tmp_path / module
+        shutil.copytree(PROVIDERS / module, d)
+        steps = [["init", "-backend=false", "-input=false", "-no-color"], ["validate", "-no-color"]]
+        if (d / "tests").is_dir():
+            steps.append(["test", "-no-color"])
+        for command, *args in steps:
+            rc, out, err = TerraformCommand.run(command, args, chdir=str(d))
+            assert rc == 0, f"terraform {command} in providers/{module}: {err or out}"
