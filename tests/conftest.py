@@ -182,9 +182,9 @@ def closed_port() -> int:
 # --------------------------------------------------------------------------- Cloud DNS emulator
 @pytest.fixture
 def clouddns_emulator() -> Iterator["object"]:
-    """A started :class:`emulators.clouddns.CloudDnsEmulator` (empty; ``.url`` for the SDK clients'
+    """A started :class:`failover_engine.lab.emulators.clouddns.CloudDnsEmulator` (empty; ``.url`` for the SDK clients'
     ``api_endpoint``). Stopped after the test."""
-    from emulators.clouddns import CloudDnsEmulator
+    from failover_engine.lab.emulators.clouddns import CloudDnsEmulator
 
     emulator = CloudDnsEmulator().start()
     yield emulator
@@ -194,9 +194,9 @@ def clouddns_emulator() -> Iterator["object"]:
 # --------------------------------------------------------------------------- Azure Traffic Manager emulator
 @pytest.fixture
 def trafficmanager_emulator() -> Iterator["TrafficManagerEmulator"]:  # noqa: F821 - imported lazily
-    """A running :class:`TrafficManagerEmulator` (tests/emulators/trafficmanager.py): ARM Traffic
+    """A running :class:`TrafficManagerEmulator` (failover_engine/lab/emulators/trafficmanager.py): ARM Traffic
     Manager over HTTPS on 127.0.0.1, its CA in ``.ca_file``. Stopped after the test."""
-    from emulators.trafficmanager import TrafficManagerEmulator
+    from failover_engine.lab.emulators.trafficmanager import TrafficManagerEmulator
 
     with TrafficManagerEmulator() as emulator:
         yield emulator

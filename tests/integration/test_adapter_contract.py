@@ -1,7 +1,7 @@
 """The adapter contract, one suite run over every adapter against a real server over HTTP(S).
 
 Route 53 is the lab's moto server; Cloud DNS and Traffic Manager are the emulators in
-tests/emulators/. Each adapter is built as the engine builds it (its connection, the real SDK
+failover_engine/lab/emulators/. Each adapter is built as the engine builds it (its connection, the real SDK
 client inside) and talks to the provider over the network. A :class:`Harness` gives each test
 what differs per provider: a binding of two endpoints ``a`` and ``b``, a way to seed the steady
 state (``a`` active) and to read who is active *with the provider's own SDK* (never through the

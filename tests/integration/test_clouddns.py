@@ -1,7 +1,7 @@
 """CloudDnsAdapter against the Cloud DNS emulator over HTTP, with the real SDK clients.
 
 The adapter's clients (google-api-python-client's dns v1, google-cloud-dns) talk to
-tests/emulators/clouddns.py as they would to dns.googleapis.com; the emulator keeps state, so
+failover_engine/lab/emulators/clouddns.py as they would to dns.googleapis.com; the emulator keeps state, so
 every test asserts on the record sets it really holds and on the requests it really received.
 The last part checks the emulator's own faithfulness, and the engine runs a failover end to end.
 """
@@ -21,7 +21,7 @@ from google.api_core import exceptions as core_exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import dns
 
-from emulators.clouddns import ApiError, CloudDnsEmulator
+from failover_engine.lab.emulators.clouddns import ApiError, CloudDnsEmulator
 from failover_engine.adapters.clouddns import CloudDnsAdapter, api as api_module
 from failover_engine.engine.failover import FailoverEngine
 from failover_engine.core.errors import CloudDnsConcurrentEditError, CloudDnsError, ConcurrentEditError
@@ -415,8 +415,7 @@ def test_faults_through_the_admin_route_make_the_third_call_answer_500(emulator:
 
 
 def test_the_emulator_runs_on_its_own_from_the_command_line(free_port: int) -> None:
-    script = Path(__file__).resolve().parents[1] / "emulators" / "clouddns.py"
-    proc = subprocess.Popen([sys.executable, str(script), "--port", str(free_port), "--project", "p",
+    proc = subprocess.Popen([sys.executable, "-m", "failover_engine.lab.emulators.clouddns", "--port", str(free_port), "--project", "p",
                              "--zone", "shop:shop.example."], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()

@@ -2,7 +2,7 @@
 
 ``failover drill --cloud gcp|azure|multi`` runs as `make drill CLOUD=...` runs it: a subprocess
 from the repo root, the venv's bin on PATH, its own run directory. The lab starts the Cloud DNS
-and Traffic Manager emulators of tests/emulators/ when the template names them and seeds them
+and Traffic Manager emulators of failover_engine/lab/emulators/ when the template names them and seeds them
 with the steady state; the real adapters (and their SDKs) then fail over and back against them.
 The aws drill is tested by test_playbooks.py.
 
@@ -215,14 +215,26 @@ def test_seeding_puts_the_primary_first_in_every_mode(tmp_path: Path, monkeypatc
             assert adapter.active_of(binding, adapter.read([binding])) == {"b": 100}, name
 
 
-def test_lab_without_the_checkout_emulators_says_where_they_live(tmp_path: Path,
+def test_emulators_come_from_the_package_not_the_checkout() -> None:
+    """The lab imports its emulators from failover_engine (what a wheel ships), never from tests/."""
+    from failover_engine.lab.emulators import clouddns, trafficmanager, zonalshift
+
+    package = Path(emulators.__file__).parent
+    for module in (clouddns, trafficmanager, zonalshift):
+        assert Path(module.__file__).parent == package, module.__file__
+    assert not (REPO / "tests" / "emulators").exists()
+
+
+def test_an_emulator_that_does_not_start_stops_what_was_started(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(sys.modules):
-        if name.startswith("_failover_lab_emulator_"):
-            monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setattr(emulators, "emulators_dir", lambda: None)
+    from failover_engine.lab import lab as lab_module
+
+    def refuse() -> None:
+        raise LabError("the Cloud DNS emulator cannot listen")
+
+    monkeypatch.setattr(lab_module, "start_clouddns", refuse)
     lab = Lab(tmp_path / "run", cloud="gcp")
-    with pytest.raises(LabError, match=r"tests/emulators/clouddns\.py.*checkout"):
+    with pytest.raises(LabError, match="Cloud DNS emulator cannot listen"):
         lab.start()
     assert not any(r.listening for r in lab.regions.values())  # what was started is stopped again
 

@@ -1,5 +1,5 @@
 """TrafficManagerAdapter with the real azure-mgmt-trafficmanager client, over HTTPS, against the
-local ARM emulator (tests/emulators/trafficmanager.py), and the engine end to end on top of it.
+local ARM emulator (failover_engine/lab/emulators/trafficmanager.py), and the engine end to end on top of it.
 
 Nothing of ours is mocked: the SDK's bearer-token policy, TLS verification against the emulator's
 CA, and the emulator's state are real. Tests assert on what the emulator holds afterwards and on
@@ -30,7 +30,6 @@ from failover_engine.core.plan import Change
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
-ROOT = Path(__file__).resolve().parents[2]
 SUB = "00000000-0000-0000-0000-0000000000aa"
 RG, PROFILE, SCOPE = "rg-shop", "shop-tm", "rg-shop/shop-tm"
 TOKEN_VAR, TOKEN = "TM_TEST_TOKEN", "token-for-the-emulator"
@@ -443,7 +442,7 @@ def test_faults_can_be_queued_over_http_and_skip_requests(em: Any) -> None:
 
 
 def test_the_command_line_serves_until_interrupted(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "emulators" / "trafficmanager.py"), "--port", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "failover_engine.lab.emulators.trafficmanager", "--port", "0"],
                             stdout=subprocess.PIPE, text=True)
     try:
         url = proc.stdout.readline().split(" at ")[1].strip()

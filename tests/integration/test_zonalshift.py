@@ -1,6 +1,6 @@
 """ARC zonal shift: the adapter and the engine against the zonal-shift emulator, over HTTP.
 
-The real boto3 ``arc-zonal-shift`` client talks to tests/emulators/zonalshift.py as it would to
+The real boto3 ``arc-zonal-shift`` client talks to failover_engine/lab/emulators/zonalshift.py as it would to
 AWS; every test reads what the emulator holds (its shifts, their status on its clock). Nothing
 of ours is mocked. Zone endpoints are probed over HTTP (local servers whose status a test flips).
 """
@@ -20,7 +20,7 @@ import pytest
 import yaml
 from botocore.exceptions import ClientError
 
-from emulators.zonalshift import ZonalShiftEmulator
+from failover_engine.lab.emulators.zonalshift import ZonalShiftEmulator
 from failover_engine.adapters.zonalshift import ZonalShiftAdapter, expires_in_text
 from failover_engine.engine.failover import FailoverEngine
 from failover_engine.core.errors import ZonalShiftError
@@ -113,8 +113,7 @@ def test_a_shift_expires_on_the_emulator_clock(emulator: ZonalShiftEmulator) -> 
 
 
 def test_the_emulator_runs_on_its_own_from_the_command_line(free_port: int) -> None:
-    script = Path(__file__).resolve().parents[1] / "emulators" / "zonalshift.py"
-    proc = subprocess.Popen([sys.executable, str(script), "--port", str(free_port),
+    proc = subprocess.Popen([sys.executable, "-m", "failover_engine.lab.emulators.zonalshift", "--port", str(free_port),
                              "--resource", f"{ARN}:use1-az1,use1-az2"], stdout=subprocess.PIPE, text=True)
     try:
         assert f"http://127.0.0.1:{free_port}" in proc.stdout.readline()  # type: ignore[union-attr]

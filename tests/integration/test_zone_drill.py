@@ -2,7 +2,7 @@
 
 ``failover drill --cloud zone`` runs as `make zone-drill` runs it: a subprocess from the repo root,
 the venv's bin on PATH, its own run directory. The lab starts the ARC zonal shift emulator of
-tests/emulators/ (the template names ``{zonalshift_url}``), registers the template's load balancer
+failover_engine/lab/emulators/ (the template names ``{zonalshift_url}``), registers the template's load balancer
 with its three zones, and three local servers play the zones az1/az2/az3; playbooks/zone_drill.yml
 takes az2 out and back with ``service_failover action=rebalance``.
 

@@ -1,2 +1,2 @@
-"""The local lab: a moto server plays Route 53, the checkout's emulators play Cloud DNS and
-Traffic Manager, local HTTP servers play the regions."""
+"""The local lab: a moto server plays Route 53, the package's emulators (:mod:`.emulators`) play Cloud
+DNS, Traffic Manager and ARC zonal shift, local HTTP servers play the regions."""

@@ -36,7 +36,7 @@ def add_lab_commands(subparsers: Any) -> None:
     lab = subparsers.add_parser(
         "lab", help="local lab: moto plays Route 53, local HTTP servers play the regions",
         description="Start a local lab (nothing leaves 127.0.0.1) for drills and tests: moto plays "
-        "Route 53 and, with --cloud gcp/azure/multi, the checkout's emulators play Cloud DNS and "
+        "Route 53 and, with --cloud gcp/azure/multi, the package's emulators play Cloud DNS and "
         "Traffic Manager.")
     sub = lab.add_subparsers(dest="lab_command", metavar="{run,up}", required=True)
 

@@ -1,6 +1,6 @@
 """The lab: a moto server plays Route 53, :class:`RegionServer` s play the regions, and a small
 JSON control API lets a playbook inject failures. When the strategy template asks for them, the
-checkout's Cloud DNS, Traffic Manager and ARC zonal shift emulators play Google Cloud DNS, Azure
+package's Cloud DNS, Traffic Manager and ARC zonal shift emulators play Google Cloud DNS, Azure
 Traffic Manager and AWS ARC zonal shift (see :mod:`.emulators`); every provider is seeded with the
 steady state: the primary active, or every member of an active-active service in rotation.
 

@@ -37,7 +37,7 @@ requests answer an error - e.g. ``fail_next(1, 500, after=2)``: the third reques
 
 Command line (serves until Ctrl-C)::
 
-    python tests/emulators/clouddns.py --port 8085 --project p --zone shop:shop.example. [--zone ...]
+    python -m failover_engine.lab.emulators.clouddns --port 8085 --project p --zone shop:shop.example. [--zone ...]
 """
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ API request; :meth:`start_shift` starts a shift as someone else would (no reques
 
 Command line (serves until Ctrl-C)::
 
-    python tests/emulators/zonalshift.py --port 8086 \\
+    python -m failover_engine.lab.emulators.zonalshift --port 8086 \\
         --resource arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/1:use1-az1,use1-az2
 """
 from __future__ import annotations

@@ -31,7 +31,7 @@ until a test sets it with :meth:`set_monitor_status`), DNS answers, Geographic/S
 rules, nested-profile semantics, global uniqueness of ``relativeName``, subscriptions (any id
 exists), token validation beyond an optional fixed value, list and name-availability operations.
 
-Run it by hand: ``python tests/emulators/trafficmanager.py --port 8443`` prints the URL and the CA
+Run it by hand: ``python -m failover_engine.lab.emulators.trafficmanager --port 8443`` prints the URL and the CA
 file and serves until Ctrl-C.
 """
 from __future__ import annotations
