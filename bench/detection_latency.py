@@ -168,7 +168,7 @@ class Servers:
                                       daemon=True)
             process.start()
             self._children.append((process, parent))
-        for _, parent in self._children:
+        for _unused, parent in self._children:
             if not parent.poll(30) or parent.recv() != "ready":
                 raise SystemExit("a local server did not start")
 
@@ -178,16 +178,16 @@ class Servers:
     def fail(self, windows: list[tuple[int, float, float]]) -> None:
         """Schedule failure windows (endpoint index, start, end); returns once every server has them."""
         message = ("fail", [(f"/e/{i}".encode(), start, end) for i, start, end in windows])
-        for _, parent in self._children:
+        for _unused, parent in self._children:
             parent.send(message)
-        for _, parent in self._children:
+        for _unused, parent in self._children:
             if not parent.poll(10) or parent.recv() != "ok":
                 raise SystemExit("a local server did not take its failure schedule")
 
     def stats(self) -> tuple[float, int]:
         """(CPU seconds, connections accepted), summed over the server processes."""
         cpu, connections = 0.0, 0
-        for _, parent in self._children:
+        for _unused, parent in self._children:
             parent.send("stats")
             c, n = parent.recv()
             cpu, connections = cpu + c, connections + n
@@ -344,7 +344,7 @@ def ideal_overhead(interval: float, jitter: float, threshold: int, samples: int 
     at a uniformly random phase, each start moved by up to +-jitter x interval."""
     rng = random.Random(seed)
     out = []
-    for _ in range(samples):
+    for _i in range(samples):
         phase = rng.random() * interval
         starts = [phase + k * interval + (rng.random() * 2 - 1) * jitter * interval for k in range(-1, threshold + 2)]
         out.append([s for s in starts if s >= 0][threshold - 1] - threshold * interval)
@@ -452,7 +452,7 @@ class Diagnostics:
 async def _rounds(spec: CaseSpec, servers: Servers, recorder: Recorder, keys: list[str], rng: random.Random) -> int:
     """Inject, wait for detection and recovery, ``spec.rounds`` times; returns endpoints injected."""
     injected = 0
-    for _ in range(spec.rounds):
+    for _i in range(spec.rounds):
         busy = {k for k, spans in recorder.windows.items() if spans and spans[-1][1] > time.time()}
         pool = [i for i, k in enumerate(keys) if recorder.health[k] is Health.healthy and k not in busy]
         sample = rng.sample(pool, min(spec.failing, len(pool)))

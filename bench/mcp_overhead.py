@@ -253,7 +253,7 @@ def render(rounds: list[Round]) -> tuple[str, dict[str, Any]]:
         ("RTO inside the run, via MCP", [r.mcp_rto_s for r in ok if r.mcp_rto_s is not None]),
         ("RTO inside the run, playbook alone", [r.alone_rto_s for r in ok if r.alone_rto_s is not None]),
     ]
-    width = max(len(n) for n, _ in rows)
+    width = max(len(n) for n, _unused in rows)
     lines = [f"{'seconds':<{width}} {'median':>8} {'p90':>8} {'min':>8} {'max':>8}"]
     summary: dict[str, Any] = {}
     for name, vals in rows:

@@ -114,14 +114,14 @@ class Servers:
             process = context.Process(target=_serve, args=(self.ports[p::procs], child), daemon=True)
             process.start()
             self._children.append((process, parent))
-        for _, parent in self._children:
+        for _unused, parent in self._children:
             if not parent.poll(30) or parent.recv() != "ready":
                 raise SystemExit("a local server did not start")
 
     def stats(self) -> tuple[float, int, int]:
         """(CPU seconds, requests served, connections accepted) summed over the server processes."""
         cpu, served, connections = 0.0, 0, 0
-        for _, parent in self._children:
+        for _unused, parent in self._children:
             parent.send("stats")
             c, s, n = parent.recv()
             cpu, served, connections = cpu + c, served + s, connections + n

@@ -225,7 +225,7 @@ class Moto:
 
         client = lab_route53_client(self.url, self.aws_config)
         if poller:  # marked, so that moto's recording of the engine's calls can leave it out
-            client.meta.events.register("before-sign.route53", lambda request, **_: request.headers.add_header(
+            client.meta.events.register("before-sign.route53", lambda request, **_unused: request.headers.add_header(
                 POLLER_HEADER, "1"))
         return client
 
@@ -405,7 +405,7 @@ class Bench:
         s.verified = len(services) - len({w.split("[")[0] for w in s.wrong})
         if path == "playbook":
             s.progress_lines, s.first_progress_s = progress_before_result(lines, start)
-        s.output_tail = [text for _, text in lines[-15:]]
+        s.output_tail = [text for _unused, text in lines[-15:]]
         return s
 
     def execute(self, cmd: list[str], case: Path, lines: list[tuple[float, str]]) -> int:

@@ -159,7 +159,7 @@ def silent_tcp_server() -> Iterator[tuple[str, int]]:
     def accept_and_hold() -> None:
         while not stop.is_set():
             with suppress(TimeoutError, OSError):
-                conn, _ = listener.accept()
+                conn, _unused = listener.accept()
                 held.append(conn)
 
     thread = threading.Thread(target=accept_and_hold, daemon=True)

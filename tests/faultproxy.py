@@ -551,7 +551,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _client_gone(self) -> bool:
         """Whether the client closed its side (EOF or error on a peek at the raw socket)."""
         try:
-            readable, _, _ = select.select([self.connection], [], [], 0)
+            readable, _unused, _unused = select.select([self.connection], [], [], 0)
             if not readable:
                 return False
             # the plain socket's recv, also under TLS: a peek at the TCP stream, not at TLS records

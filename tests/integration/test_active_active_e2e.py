@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 SERVICE = "web"
 ZONE, RECORD = "aa.example.", "web.aa.example."
 MEMBERS = {"a": ("z1", 50, "192.0.2.1"), "b": ("z2", 30, "192.0.2.2"), "c": ("z3", 20, "192.0.2.3")}
-ALL = {n: w for n, (_, w, _) in MEMBERS.items()}
+ALL = {n: w for n, (_unused, w, _unused) in MEMBERS.items()}
 ENGINE_DETECTION = {"interval": "200ms", "timeout": "200ms"}
 MONITOR_DETECTION = {"interval": "200ms", "timeout": "200ms", "failure_threshold": 2, "recovery_threshold": 2}
 CHANGE_CALL = "before-call.route53.ChangeResourceRecordSets"
@@ -49,7 +49,7 @@ def service(members: dict[str, RegionServer], routing: dict[str, Any], **overrid
         "strategy": "active_active", "scope": "zone",
         "endpoints": [{"name": n, "role": "active", "region": "r1", "zone": zone, "weight": weight,
                        "probe": {"type": "http", "url": f"{members[n].url}/health", "body_contains": "ok"}}
-                      for n, (zone, weight, _) in MEMBERS.items()],
+                      for n, (zone, weight, _unused) in MEMBERS.items()],
         "routing": [routing],
         "detection": dict(ENGINE_DETECTION),
         "policy": {"cooldown": 0},
@@ -116,7 +116,7 @@ class Route53Weights:
 
     def routing(self, **kw: Any) -> dict[str, Any]:
         return {"adapter": "route53", "connection": "aws-local", "hosted_zone_id": self.zone_id, "record": RECORD,
-                "ttl": 30, "mode": "weighted", "endpoints": {n: {"values": [ip]} for n, (_, _, ip) in MEMBERS.items()},
+                "ttl": 30, "mode": "weighted", "endpoints": {n: {"values": [ip]} for n, (_unused, _unused, ip) in MEMBERS.items()},
                 **kw}
 
     def connections(self) -> dict[str, Any]:
@@ -143,8 +143,8 @@ def change_calls(engine: FailoverEngine) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
     hooks = engine.adapter(engine.strategy.services[SERVICE].routing[0]).client.meta.events
     hooks.register("before-parameter-build.route53.ChangeResourceRecordSets",
-                   lambda params, **_: built.append(dict(params)))
-    hooks.register(CHANGE_CALL, lambda **_: sent.append(built[-1]))
+                   lambda params, **_unused: built.append(dict(params)))
+    hooks.register(CHANGE_CALL, lambda **_unused: sent.append(built[-1]))
     return sent
 
 
@@ -275,16 +275,16 @@ def wrr_weights(em: Any) -> dict[str, float]:
     sets = dns_v1(em).resourceRecordSets().list(project=PROJECT, managedZone=GZONE, name=GRECORD,
                                                 type="A").execute()["rrsets"]
     (rrset,) = sets
-    by_ip = {ip: n for n, (_, _, ip) in MEMBERS.items()}
+    by_ip = {ip: n for n, (_unused, _unused, ip) in MEMBERS.items()}
     return {by_ip[i["rrdatas"][0]]: float(i.get("weight", 0.0)) for i in rrset["routingPolicy"]["wrr"]["items"]}
 
 
 def test_clouddns_weighted_round_robin_member_out_and_back(gdns: Any, members, tmp_path: Path):
-    items = [{"weight": float(w), "rrdatas": [ip]} for _, w, ip in MEMBERS.values()]
+    items = [{"weight": float(w), "rrdatas": [ip]} for _unused, w, ip in MEMBERS.values()]
     dns_v1(gdns).changes().create(project=PROJECT, managedZone=GZONE, body={"additions": [
         {"name": GRECORD, "type": "A", "ttl": 30, "routingPolicy": {"wrr": {"items": items}}}]}).execute()
     routing = {"adapter": "clouddns", "connection": "gcp-local", "managed_zone": GZONE, "record": GRECORD, "ttl": 30,
-               "mode": "weighted", "endpoints": {n: {"values": [ip]} for n, (_, _, ip) in MEMBERS.items()}}
+               "mode": "weighted", "endpoints": {n: {"values": [ip]} for n, (_unused, _unused, ip) in MEMBERS.items()}}
     conns = {"gcp-local": {"type": "clouddns", "project": PROJECT, "endpoint_url": gdns.url,
                            "credentials": "anonymous", "max_attempts": 2}}
     engine = engine_for(write_strategy(tmp_path, conns, service(members, routing)), tmp_path)

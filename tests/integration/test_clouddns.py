@@ -93,7 +93,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("mode", ["simple", "primary_backup", "weighted"])
 def test_switch_is_one_atomic_change_and_reads_back(emulator: CloudDnsEmulator, mode: str) -> None:
-    adapter, _ = make_adapter(emulator)
+    adapter, _unused = make_adapter(emulator)
     b = binding(mode, trickle_ratio=0.05 if mode == "primary_backup" else 0.0)
     switch(adapter, b, "use1")  # the record set, as the primary serves
     before = held(emulator)
@@ -117,7 +117,7 @@ def test_switch_is_one_atomic_change_and_reads_back(emulator: CloudDnsEmulator, 
 
 @pytest.mark.parametrize("mode", ["simple", "primary_backup", "weighted"])
 def test_asking_for_the_state_that_holds_makes_no_change_call(emulator: CloudDnsEmulator, mode: str) -> None:
-    adapter, _ = make_adapter(emulator)
+    adapter, _unused = make_adapter(emulator)
     b = binding(mode)
     switch(adapter, b, "usw2")
     emulator.requests.clear()
@@ -131,12 +131,12 @@ def test_asking_for_the_state_that_holds_makes_no_change_call(emulator: CloudDns
 
 
 def test_rollback_applies_the_inverse_and_restores_the_exact_record_set(emulator: CloudDnsEmulator) -> None:
-    adapter, _ = make_adapter(emulator)
+    adapter, _unused = make_adapter(emulator)
     b = binding("primary_backup", trickle_ratio=0.1)
     switch(adapter, b, "use1")
     original = held(emulator)
 
-    changes, _ = switch(adapter, b, "usw2")
+    changes, _unused = switch(adapter, b, "usw2")
     assert held(emulator) != original
     adapter.apply([c.inverse() for c in changes])
 
@@ -150,7 +150,7 @@ def test_fields_a_plan_does_not_show_are_matched_on_deletion_and_kept(emulator: 
           "backupGeoTargets": {"items": [{"location": "us-west1", "rrdatas": B_VALUES}], "enableFencing": True}}
     emulator.apply_change(PROJECT, ZONE, additions=[{"name": RECORD, "type": "A", "ttl": 30, "routingPolicy": {
         "primaryBackup": pb, "healthCheck": HEALTH_CHECK}}])
-    adapter, _ = make_adapter(emulator)
+    adapter, _unused = make_adapter(emulator)
     b = binding("primary_backup", trickle_ratio=0.05)
     assert adapter.active_of(b, adapter.read([b])) == {"use1": 100}
 
@@ -164,7 +164,7 @@ def test_fields_a_plan_does_not_show_are_matched_on_deletion_and_kept(emulator: 
 
 def test_changes_in_one_zone_are_one_change_and_zones_are_apart(emulator: CloudDnsEmulator) -> None:
     emulator.create_zone(PROJECT, "api", "api.example.")
-    adapter, _ = make_adapter(emulator)
+    adapter, _unused = make_adapter(emulator)
     bindings = [binding(rec_mode, record=f"{rec_mode.replace('_', '-')}.shop.example.") for rec_mode in
                 ("simple", "primary_backup", "weighted")] + [binding(record="www.api.example.", zone="api")]
     for b in bindings:
@@ -185,7 +185,7 @@ def test_changes_in_one_zone_are_one_change_and_zones_are_apart(emulator: CloudD
 def test_many_record_sets_of_a_zone_are_read_with_one_paged_listing(emulator: CloudDnsEmulator,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(api_module, "PAGE_SIZE", 3)
-    adapter, _ = make_adapter(emulator)
+    adapter, _unused = make_adapter(emulator)
     bindings = [binding(record=f"r{i}.shop.example.") for i in range(6)]
     emulator.apply_change(PROJECT, ZONE, additions=[{"name": f"r{i}.shop.example.", "type": "A", "ttl": 30,
                                                      "rrdatas": B_VALUES} for i in range(6)])
@@ -198,7 +198,7 @@ def test_many_record_sets_of_a_zone_are_read_with_one_paged_listing(emulator: Cl
 def test_the_waiter_polls_until_the_change_is_done(emulator: CloudDnsEmulator) -> None:
     emulator.pending_gets = 2
     adapter, sleeps = make_adapter(emulator)
-    _, receipt = switch(adapter, binding(), "usw2")
+    _unused, receipt = switch(adapter, binding(), "usw2")
     assert len(emulator.calls("GET", "/changes/")) == 3 and sleeps == [0.5, 1.0]
     assert receipt.calls == 4
 
@@ -224,7 +224,7 @@ def test_an_unknown_zone_is_a_404_naming_the_zone_and_project(emulator: CloudDns
 
 
 def test_a_record_outside_its_zone_is_named_by_the_zone_lookup(emulator: CloudDnsEmulator) -> None:
-    adapter, _ = make_adapter(emulator)
+    adapter, _unused = make_adapter(emulator)
     with pytest.raises(CloudDnsError, match=r"not inside managed zone 'shop' \(shop.example.\)"):
         adapter.read([binding(record="www.other.example.")])
     assert len(emulator.calls("GET", "/managedZones/shop")) >= 1
@@ -236,7 +236,7 @@ def test_a_record_edited_since_the_read_is_a_concurrent_edit_naming_both_values(
     the real SDK between our read and our change; the change fails whole (412), nothing of it is
     written, and the adapter says which record set and both values."""
     operator = clouddns_sdk  # google-api-python-client on the same emulator
-    adapter, _ = make_adapter(emulator)
+    adapter, _unused = make_adapter(emulator)
     b = binding()
     other = binding(record="api.shop.example.")
     switch(adapter, b, "use1")
@@ -264,7 +264,7 @@ def test_a_record_edited_since_the_read_is_a_concurrent_edit_naming_both_values(
 
 
 def test_a_record_created_since_the_read_is_a_concurrent_edit(emulator: CloudDnsEmulator, clouddns_sdk: Any) -> None:
-    adapter, _ = make_adapter(emulator)
+    adapter, _unused = make_adapter(emulator)
     b = binding()
     current = adapter.read([b])
     theirs = {"name": RECORD, "type": "A", "ttl": 5, "rrdatas": ["203.0.113.1"]}
@@ -277,7 +277,7 @@ def test_a_record_created_since_the_read_is_a_concurrent_edit(emulator: CloudDns
 
 
 def test_a_record_deleted_since_the_read_is_a_concurrent_edit(emulator: CloudDnsEmulator) -> None:
-    adapter, _ = make_adapter(emulator)
+    adapter, _unused = make_adapter(emulator)
     b = binding()
     switch(adapter, b, "use1")
     current = adapter.read([b])
@@ -292,7 +292,7 @@ def test_a_record_deleted_since_the_read_is_a_concurrent_edit(emulator: CloudDns
 def test_throttling_then_success_is_retried(emulator: CloudDnsEmulator, status: int) -> None:
     adapter, sleeps = make_adapter(emulator)
     emulator.fail_next(1, status, method="POST")
-    _, receipt = switch(adapter, binding(), "usw2")
+    _unused, receipt = switch(adapter, binding(), "usw2")
     assert len(change_posts(emulator)) == 2 and len(sleeps) == 1
     assert receipt.calls == 3  # POST (throttled), POST, GET change
     assert held(emulator)["rrdatas"] == B_VALUES
@@ -314,11 +314,11 @@ def test_a_persisting_500_fails_after_max_attempts_and_changes_nothing(emulator:
 
 
 def test_a_change_whose_answer_was_lost_is_confirmed_by_reading(emulator: CloudDnsEmulator) -> None:
-    adapter, _ = make_adapter(emulator)
+    adapter, _unused = make_adapter(emulator)
     b = binding("weighted")
     switch(adapter, b, "use1")
     emulator.fail_next(1, 500, method="POST", applied=True)  # applied, then answered 500
-    _, receipt = switch(adapter, b, "usw2")  # the retry fails its precondition (412): read, it holds
+    _unused, receipt = switch(adapter, b, "usw2")  # the retry fails its precondition (412): read, it holds
     assert receipt.batches[0]["change_id"] is None and receipt.batches[0]["confirmed_by_read"] is True
     assert adapter.active_of(b, adapter.read([b])) == {"usw2": 100}
     assert len(emulator.changes(PROJECT, ZONE)) == 3  # zone creation, use1, usw2: nothing twice
@@ -404,7 +404,7 @@ def test_faults_through_the_admin_route_make_the_third_call_answer_500(emulator:
     urllib.request.urlopen(urllib.request.Request(f"{emulator.url}/_emulator/faults", data=spec, method="POST"))
     url = f"{emulator.url}/dns/v1/projects/{PROJECT}/managedZones/{ZONE}"
     statuses = []
-    for _ in range(4):
+    for _i in range(4):
         try:
             with urllib.request.urlopen(url) as resp:
                 statuses.append(resp.status)

@@ -279,7 +279,7 @@ def test_terraform_lab_applies_the_pilot_light_and_reset_returns_to_it(tmp_path:
         assert lab.terraform_dir is not None and lab.terraform_dir.is_relative_to(tmp_path)
         assert runner().outputs(lab.terraform_dir)["standby_capacity"] == 0
         assert lab.loaded.service("shop").routing[0].record == "shop.drill.example."  # from the outputs
-        assert any(name == "terraform" for name, _ in lab.servers())
+        assert any(name == "terraform" for name, _unused in lab.servers())
         runner().apply(lab.terraform_dir, {"standby_capacity": 2})  # as a promotion would
         lab.reset()
         assert runner().outputs(lab.terraform_dir)["standby_capacity"] == 0

@@ -58,7 +58,7 @@ def binding() -> ClassicElbRouting:
 def calls_to_elb(adapter: ClassicElbAdapter) -> list[str]:
     """Every ELB operation the adapter's client sends from now on (a botocore event hook)."""
     seen: list[str] = []
-    adapter.client.meta.events.register("before-call", lambda model, **_: seen.append(model.name))
+    adapter.client.meta.events.register("before-call", lambda model, **_unused: seen.append(model.name))
     return seen
 
 
@@ -116,7 +116,7 @@ def test_disabling_every_zone_is_refused_before_any_call(elb: Any, adapter: Clas
 
 def test_an_api_error_names_the_load_balancer_and_what_was_written(lab_aws: Lab):
     adapter = ClassicElbAdapter(ClassicElbConnection(endpoint_url=lab_aws.moto_url, max_attempts=2),
-                                sleep=lambda _: None)
+                                sleep=lambda _unused: None)
     missing = ClassicElbRouting(load_balancer="no-such-lb", endpoints={n: {"zone": z} for n, z in ZONES.items()})
     with pytest.raises(ElbError, match="no-such-lb") as err:
         adapter.read([missing])
@@ -130,7 +130,7 @@ def test_an_api_error_names_the_load_balancer_and_what_was_written(lab_aws: Lab)
 def test_binding_problems_need_two_distinct_zones():
     one = ClassicElbRouting(load_balancer=LB, endpoints={"a": {"zone": "us-east-1a"}})
     same = ClassicElbRouting(load_balancer=LB, endpoints={"a": {"zone": "us-east-1a"}, "b": {"zone": "us-east-1a"}})
-    assert [f for f, _ in ClassicElbAdapter.binding_problems(one)] == ["endpoints"]
+    assert [f for f, _unused in ClassicElbAdapter.binding_problems(one)] == ["endpoints"]
     assert "us-east-1a" in ClassicElbAdapter.binding_problems(same)[0][1]
     ok = ClassicElbRouting(load_balancer=LB, endpoints={n: {"zone": z} for n, z in ZONES.items()})
     assert ClassicElbAdapter.binding_problems(ok) == []

@@ -70,7 +70,7 @@ def aws(lab_aws: Lab) -> Aws:
 
 @pytest.fixture
 def adapter(lab_aws: Lab) -> Elbv2Adapter:
-    return Elbv2Adapter(Elbv2Connection(endpoint_url=lab_aws.moto_url, max_attempts=2), sleep=lambda _: None)
+    return Elbv2Adapter(Elbv2Connection(endpoint_url=lab_aws.moto_url, max_attempts=2), sleep=lambda _unused: None)
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def calls_of(adapter: Elbv2Adapter) -> list[str]:
     """Every ELBv2 and EC2 operation the adapter's clients send from now on (botocore event hooks)."""
     seen: list[str] = []
     for client in (adapter.client, adapter.ec2):
-        client.meta.events.register("before-call", lambda model, **_: seen.append(model.name))
+        client.meta.events.register("before-call", lambda model, **_unused: seen.append(model.name))
     return seen
 
 
@@ -174,8 +174,8 @@ def test_binding_problems_need_two_distinct_zones_and_distinct_target_groups():
     one = Elbv2Routing(target_group_arns=[tg], endpoints={"a": {"zone": "us-east-1a"}})
     same = Elbv2Routing(target_group_arns=[tg, tg],
                         endpoints={"a": {"zone": "us-east-1a"}, "b": {"zone": "us-east-1a"}})
-    assert [f for f, _ in Elbv2Adapter.binding_problems(one)] == ["endpoints"]
-    assert [f for f, _ in Elbv2Adapter.binding_problems(same)] == ["endpoints", "target_group_arns"]
+    assert [f for f, _unused in Elbv2Adapter.binding_problems(one)] == ["endpoints"]
+    assert [f for f, _unused in Elbv2Adapter.binding_problems(same)] == ["endpoints", "target_group_arns"]
     ok = Elbv2Routing(target_group_arns=[tg], endpoints={n: {"zone": z} for n, z in ZONES.items()})
     assert Elbv2Adapter.binding_problems(ok) == []
 
@@ -186,10 +186,10 @@ class DrainingElbv2:
     def __init__(self, polls: int, delay: int = 10):
         self.polls, self.delay = polls, delay
 
-    def describe_target_group_attributes(self, **_: Any) -> dict[str, Any]:
+    def describe_target_group_attributes(self, **_unused: Any) -> dict[str, Any]:
         return {"Attributes": [{"Key": "deregistration_delay.timeout_seconds", "Value": str(self.delay)}]}
 
-    def describe_target_health(self, **_: Any) -> dict[str, Any]:
+    def describe_target_health(self, **_unused: Any) -> dict[str, Any]:
         self.polls -= 1
         state = "draining" if self.polls >= 0 else "unused"
         return {"TargetHealthDescriptions": [{"Target": {"Id": "i-1", "Port": 80}, "TargetHealth": {"State": state}}]}

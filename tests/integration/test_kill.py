@@ -223,7 +223,7 @@ def finish_and_check(clouds: ThreeClouds, strategy: Path, k: Killed, mode: str, 
     extra = f"  `failover {' '.join(args)} --yes`: rc {done.returncode}\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
     if done.returncode != 0:
         problems.append(f"`failover {' '.join(args)} --yes` failed (rc {done.returncode})")
-    sides, _ = clouds.sides()
+    sides, _unused = clouds.sides()
     side = consistent(sides)
     events = EventLog(clouds.state_dir / "events.jsonl").read("shop")
     directions = [e.get("direction") for e in events if e["event"] == "recovered" and e.get("run_id") in open_ids]

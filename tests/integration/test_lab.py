@@ -254,7 +254,7 @@ def test_custom_template_seeds_simple_and_weighted_records(tmp_path: Path) -> No
 # --------------------------------------------------------------------------- start/stop
 def test_close_stops_every_server_and_is_idempotent(tmp_path: Path) -> None:
     lab = Lab(tmp_path).start()
-    urls = [url for _, url in lab.servers()]
+    urls = [url for _unused, url in lab.servers()]
     assert not any(refuses(u) for u in urls)
     lab.close()
     lab.close()
@@ -269,7 +269,7 @@ def test_failed_start_stops_what_was_started(tmp_path: Path, content: str, error
     lab = Lab(tmp_path / "run", strategy_template=template)
     with pytest.raises(error):
         lab.start()
-    assert lab.moto_url and all(refuses(url) for _, url in lab.servers())
+    assert lab.moto_url and all(refuses(url) for _unused, url in lab.servers())
 
 
 # --------------------------------------------------------------------------- CLI
@@ -316,7 +316,7 @@ def test_lab_run_forwards_stop_signals_and_cleans_up(tmp_path: Path, signum: int
 def test_lab_up_prints_exports_and_stops_on_sigint(tmp_path: Path) -> None:
     proc = lab_cli(tmp_path, "up")
     assert proc.stdout is not None
-    exports = dict(proc.stdout.readline().removeprefix("export ").strip().split("=", 1) for _ in range(3))
+    exports = dict(proc.stdout.readline().removeprefix("export ").strip().split("=", 1) for _i in range(3))
     assert http(exports["FAILOVER_LAB_URL"] + "/status", "GET")[0] == 200
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=10) == 0

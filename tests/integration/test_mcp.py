@@ -392,7 +392,7 @@ async def test_two_concurrent_applies_only_one_runs(lab: Lab, tmp_path: Path) ->
     home = tmp_path / "home"
     async with connect(lab, home) as s:
         await define_lab(s, lab)
-        tokens = [(await dry_run(s, SHOP_COND))["token"] for _ in range(2)]
+        tokens = [(await dry_run(s, SHOP_COND))["token"] for _i in range(2)]
         assert tokens[0] != tokens[1]
         results: list[Any] = [None, None]
 

@@ -134,7 +134,7 @@ async def test_no_client_string_is_ever_templated(lab: Lab, tmp_path: Path) -> N
             assert not res.is_error, res.content
             stored = yaml.safe_load((home / "strategy.yaml").read_text())
             assert stored["services"]["shop"]["description"] == payload  # verbatim
-            assert ("services", "shop", "description") in [p for p, _ in accepted]
+            assert ("services", "shop", "description") in [p for p, _unused in accepted]
             assert not any(k for p, k in accepted), "no mapping key may hold a template"
 
             # 2. every string field of the other tools
@@ -437,7 +437,7 @@ async def test_forty_hung_probes_leave_the_other_tools_answering(lab: Lab, tmp_p
 
             started = time.monotonic()
             async with anyio.create_task_group() as tg:
-                for _ in range(40):
+                for _i in range(40):
                     tg.start_soon(hung_monitor)
                 await anyio.sleep(1.5)  # every worker the client may have now waits on a silent socket
                 # meanwhile: a small define and a monitor without probes answer within a second

@@ -106,7 +106,7 @@ def count_change_calls(monitor: Any) -> list[str]:
     """Observe (not replace) every ChangeResourceRecordSets request of the monitor's engine."""
     calls: list[str] = []
     binding = monitor.engine.strategy.services["shop"].routing[0]
-    monitor.engine.adapter(binding).client.meta.events.register(CHANGE_CALL, lambda **_: calls.append("change"))
+    monitor.engine.adapter(binding).client.meta.events.register(CHANGE_CALL, lambda **_unused: calls.append("change"))
     return calls
 
 
@@ -224,7 +224,7 @@ def test_flapping_primary_fails_over_at_most_once_per_cooldown(lab_aws: Lab, tmp
     stop = threading.Event()
 
     def flap() -> None:
-        for _ in range(4):
+        for _i in range(4):
             for mode, lasting in (("down", 0.5), ("up", 1.0)):
                 lab.regions["use1"].set_mode(mode)
                 if stop.wait(lasting):
@@ -455,10 +455,10 @@ def stop_cli_monitor(proc: subprocess.Popen[str], timeout: float) -> tuple[int, 
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     try:
-        _, err = proc.communicate(timeout=timeout)
+        _unused, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        _, err = proc.communicate()
+        _unused, err = proc.communicate()
         pytest.fail(f"the monitor did not exit within {timeout}s of SIGTERM; stderr:\n{err}")
     return proc.returncode, err, time.monotonic() - sent
 

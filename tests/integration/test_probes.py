@@ -169,7 +169,7 @@ def test_probe_all_over_fifty_endpoints(local_http_server, closed_port):
     started = time.perf_counter()
     results = probe_all(items, timeout=TIMEOUT)
     assert time.perf_counter() - started < 2.0  # 34 answers of 200 ms each: concurrent, not serial
-    assert list(results) == [name for name, _ in items]
+    assert list(results) == [name for name, _unused in items]
     assert {name: r.kind for name, r in results.items()} == expected
     assert all(r.endpoint == name for name, r in results.items())
 
@@ -221,7 +221,7 @@ def test_wait_for_unhealthy_after_server_shutdown(local_http_server):
     assert (threshold - 1) * interval * 0.75 <= result.detected_at - result.first_signal_at \
         <= (threshold - 1) * interval * 1.25
     assert seen[-1] == (result.rounds, Health.unhealthy) and len(seen) == result.rounds
-    assert all(h is not Health.unhealthy for _, h in seen[:-1])
+    assert all(h is not Health.unhealthy for _unused, h in seen[:-1])
 
 
 def test_wait_for_keeps_cadence_when_rounds_take_time(local_http_server):
@@ -393,7 +393,7 @@ def test_tls_min_days_on_plain_http_is_refused_at_load(local_http_server):
 
 def test_cert_not_after_reads_der(tmp_path):
     when = dt.datetime(2031, 5, 17, 12, 30, tzinfo=dt.timezone.utc)
-    cert, _ = _self_signed(tmp_path, when)
+    cert, _unused = _self_signed(tmp_path, when)
     der = ssl.PEM_cert_to_DER_cert(cert.read_text())
     assert cert_not_after(der) == when
 
@@ -468,7 +468,7 @@ class TinyDnsServer:
         self._thread.start()
 
     def _serve(self) -> None:
-        names = {name for name, _ in self.records}
+        names = {name for name, _unused in self.records}
         while not self._stop.is_set():
             try:
                 data, peer = self.sock.recvfrom(4096)
@@ -718,8 +718,8 @@ def test_python_probe_results(checks_module):
         "confused": (py_probe(m, "confused"), False, FailureKind.error,
                      f"{m}:confused returned int; expected a bool or (bool, reason)"),
     }
-    results = probe_all([(name, spec) for name, (spec, *_) in cases.items()], timeout=TIMEOUT)
-    for name, (_, ok, kind, reason) in cases.items():
+    results = probe_all([(name, spec) for name, (spec, *_unused) in cases.items()], timeout=TIMEOUT)
+    for name, (_unused, ok, kind, reason) in cases.items():
         result = results[name]
         assert (result.ok, result.kind) == (ok, kind), (name, result.reason)
         assert result.reason.startswith(reason), (name, result.reason)

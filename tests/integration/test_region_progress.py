@@ -71,7 +71,7 @@ class Run:
 
     @property
     def output(self) -> str:
-        return "\n".join(text for _, text in self.lines)
+        return "\n".join(text for _unused, text in self.lines)
 
     def describe(self) -> str:
         return f"$ {' '.join(self.args)}\nrc={self.rc}\n{self.output}"
@@ -174,10 +174,10 @@ def test_every_progress_line_is_shown_once_in_the_order_written(lab: Lab, env: d
     assert got.rc == 0, got.describe()
     written = progress_file.read_text(encoding="utf-8").splitlines()
     assert written[0] == "an earlier run" and len(written) > 1
-    shown = [text[len(PROGRESS):] for _, text in got.lines if text.startswith(PROGRESS)]
+    shown = [text[len(PROGRESS):] for _unused, text in got.lines if text.startswith(PROGRESS)]
     assert shown == written[1:], got.describe()
-    first_result = next(i for i, (_, text) in enumerate(got.lines) if text.startswith("localhost |"))
-    assert all(i < first_result for i, (_, text) in enumerate(got.lines) if text.startswith(PROGRESS))
+    first_result = next(i for i, (_unused, text) in enumerate(got.lines) if text.startswith("localhost |"))
+    assert all(i < first_result for i, (_unused, text) in enumerate(got.lines) if text.startswith(PROGRESS))
 
 
 # --------------------------------------------------------------------------- input guards
@@ -192,7 +192,7 @@ def test_a_missing_input_stops_the_play_before_the_module_runs(lab: Lab, env: di
     got = run(env, PLAYBOOK, *args, **{var: None for var in unset})
 
     assert got.rc == 2, got.describe()
-    fatal = [text for _, text in got.lines if text.startswith("[ERROR]")]
+    fatal = [text for _unused, text in got.lines if text.startswith("[ERROR]")]
     assert len(fatal) == 1 and all(s in fatal[0] for s in says), got.describe()
     assert "Nothing was changed." in fatal[0]
     assert "Is a directory" not in got.output
@@ -250,6 +250,6 @@ def test_only_the_services_that_did_not_succeed_are_listed(lab: Lab, env: dict[s
         got.describe()
     listed = tail.split("TASK [Services that did not succeed]", 1)[1].split("TASK [", 1)[0]
     assert "charlie: refused" in listed and "alpha" not in listed and "bravo" not in listed, got.describe()
-    fatal = [text for _, text in got.lines if text.startswith("[ERROR]")]
+    fatal = [text for _unused, text in got.lines if text.startswith("[ERROR]")]
     assert len(fatal) == 1 and "1 of 3 service(s) did not succeed" in fatal[0], got.describe()
     assert len(tail) < 4000, got.describe()

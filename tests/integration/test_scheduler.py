@@ -30,10 +30,10 @@ class Recorder:
         self.calls.append((key, result, time.time()))
 
     def starts(self, key: str) -> list[float]:
-        return [r.at for k, r, _ in self.calls if k == key]
+        return [r.at for k, r, _unused in self.calls if k == key]
 
     def keys(self) -> set[str]:
-        return {k for k, _, _ in self.calls}
+        return {k for k, _unused, _unused in self.calls}
 
 
 def run_scheduler(scheduler: ProbeScheduler, seconds: float,
@@ -77,7 +77,7 @@ def test_cadence_keeps_the_interval_without_drift(local_http_server):
         # the jitter is a fixed offset per target: every gap is the interval, on a grid without drift
         assert all(abs(g - interval) <= SLACK for g in gaps(starts)), (key, gaps(starts))
         assert all(abs(t - starts[0] - k * interval) <= SLACK for k, t in enumerate(starts)), key
-    assert all(r.ok for _, r, _ in recorder.calls)
+    assert all(r.ok for _unused, r, _unused in recorder.calls)
     assert scheduler.late == 0 and scheduler.probes_done == len(recorder.calls)
 
 
@@ -115,7 +115,7 @@ def test_a_slow_probe_is_not_doubled(local_http_server):
     assert server.max_in_flight == 1
     assert 2 <= len(server.requests) <= 3
     assert scheduler.skipped >= 6 and scheduler.late == scheduler.skipped
-    assert all(r.ok for _, r, _ in recorder.calls)
+    assert all(r.ok for _unused, r, _unused in recorder.calls)
 
 
 def test_rounds_that_start_more_than_an_interval_late_count_as_late(local_http_server):
@@ -155,14 +155,14 @@ def test_set_targets_adds_removes_and_replaces_while_running(local_http_server):
 
     scheduler.set_targets([a, b])
     run_scheduler(scheduler, 0, retarget)
-    assert [t for k, _, t in recorder.calls if k == "a"] and all(
-        t < marks["switch"] for k, _, t in recorder.calls if k == "a")
+    assert [t for k, _unused, t in recorder.calls if k == "a"] and all(
+        t < marks["switch"] for k, _unused, t in recorder.calls if k == "a")
     c_starts = recorder.starts("c")
     assert c_starts and marks["switch"] <= c_starts[0] <= marks["switch"] + interval + SLACK
     assert len(c_starts) >= 8
     b_starts = recorder.starts("b")
     assert len(b_starts) >= 12 and max(gaps(b_starts)) <= interval + SLACK  # b kept its cadence throughout
-    b_paths = [path for _, path, _ in server.requests if path in ("/b", "/b2")]
+    b_paths = [path for _unused, path, _unused in server.requests if path in ("/b", "/b2")]
     switched = b_paths.index("/b2")
     assert set(b_paths[:switched]) == {"/b"} and set(b_paths[switched:]) == {"/b2"}  # the new URL from then on
     assert b_paths.count("/b2") >= 4
@@ -176,7 +176,7 @@ def test_unchanged_targets_keep_their_schedule_on_reload(local_http_server):
     probe = target("a", server.url, 0.3)
 
     async def reload_often(s: ProbeScheduler) -> None:
-        for _ in range(20):
+        for _i in range(20):
             await asyncio.sleep(0.05)
             s.set_targets([probe])  # what a strategy reload with no change does
 
@@ -232,7 +232,7 @@ def test_concurrency_is_bounded_and_connections_are_reused(local_http_server):
     assert server.max_in_flight <= 4 and seen["in_flight"] <= 4
     assert seen["queued"] > 0  # 24 probes of 0.1 s every 0.5 s through 4 slots: some wait
     assert len(server.connections) <= 4  # one shared keep-alive pool
-    assert len(recorder.calls) >= 40 and all(r.ok for _, r, _ in recorder.calls)
+    assert len(recorder.calls) >= 40 and all(r.ok for _unused, r, _unused in recorder.calls)
 
 
 def test_source_address_binds_every_connection(local_http_server):
@@ -241,8 +241,8 @@ def test_source_address_binds_every_connection(local_http_server):
     scheduler = ProbeScheduler(recorder, source_address="127.0.0.2")
     scheduler.set_targets([target(f"t{i}", f"{server.url}/{i}", 0.2) for i in range(5)])
     run_scheduler(scheduler, 0.5)
-    assert recorder.calls and all(r.ok for _, r, _ in recorder.calls)
-    assert {ip for ip, _ in server.connections} == {"127.0.0.2"}
+    assert recorder.calls and all(r.ok for _unused, r, _unused in recorder.calls)
+    assert {ip for ip, _unused in server.connections} == {"127.0.0.2"}
 
 
 # --------------------------------------------------------------------------- stop, errors
@@ -307,7 +307,7 @@ def test_mixed_probe_kinds(silent_tcp_server, closed_port, tmp_path, monkeypatch
         ScheduledProbe("lag-bad", PythonProbe(entry_point=f"{module}:lag", args={"limit": 1}), 0.2, 0.5),
     ])
     run_scheduler(scheduler, 0.5)
-    kinds = {k: r.kind for k, r, _ in recorder.calls}
+    kinds = {k: r.kind for k, r, _unused in recorder.calls}
     assert kinds == {"tcp-up": FailureKind.none, "tcp-down": FailureKind.refused, "lag-ok": FailureKind.none,
                      "lag-bad": FailureKind.check}
 
@@ -325,7 +325,7 @@ def test_ten_thousand_targets_without_a_task_each(tmp_path, monkeypatch):
     tasks_seen: list[int] = []
 
     async def sample(s: ProbeScheduler) -> None:
-        for _ in range(25):
+        for _i in range(25):
             await asyncio.sleep(0.1)
             tasks_seen.append(len(asyncio.all_tasks()))
 

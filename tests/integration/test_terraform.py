@@ -136,7 +136,7 @@ def test_import_terraform_prints_a_strategy_that_validates(
     header = [ln for ln in out.splitlines() if ln.startswith("#")]
     assert any(str(infra) in ln and "output failover_service" in ln for ln in header), header
     assert any("defaults" in ln for ln in header), header
-    strategy, _ = parse_strategy(out, file="imported.yaml")
+    strategy, _unused = parse_strategy(out, file="imported.yaml")
     svc = strategy.services["shop"]
     assert svc.endpoint_names == ["use1", "usw2"] and svc.routing[0].record == "shop.drill.example."
     assert svc.from_terraform is None  # a static copy

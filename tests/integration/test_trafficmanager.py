@@ -365,9 +365,9 @@ PROFILE_PATH = f"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Ne
 
 def test_api_version_is_required(em: Any) -> None:
     seed(em, use1={"priority": 1})
-    status, _, body = raw(em, "GET", PROFILE_PATH, query="")
+    status, _unused, body = raw(em, "GET", PROFILE_PATH, query="")
     assert status == 400 and body["error"]["code"] == "MissingApiVersionParameter"
-    status, _, body = raw(em, "GET", PROFILE_PATH, query="api-version=latest")
+    status, _unused, body = raw(em, "GET", PROFILE_PATH, query="api-version=latest")
     assert status == 400 and body["error"]["code"] == "InvalidApiVersionParameter"
 
 
@@ -393,14 +393,14 @@ def test_a_duplicate_priority_is_rejected_and_changes_nothing(em: Any) -> None:
                                    {"priority": "2"}, {"endpointStatus": "Paused"}])
 def test_out_of_range_values_are_rejected(em: Any, patch: dict[str, Any]) -> None:
     seed(em, use1={"priority": 1})
-    status, _, body = raw(em, "PATCH", f"{PROFILE_PATH}/ExternalEndpoints/use1", {"properties": patch})
+    status, _unused, body = raw(em, "PATCH", f"{PROFILE_PATH}/ExternalEndpoints/use1", {"properties": patch})
     assert status == 400 and body["error"]["code"] == "BadRequest"
 
 
 def test_endpoint_lifecycle_codes_and_defaults(em: Any) -> None:
     seed(em, use1={"priority": 1})
     path = f"{PROFILE_PATH}/ExternalEndpoints/usw2"
-    status, _, body = raw(em, "PUT", path, {"properties": {"target": "198.51.100.10"}})
+    status, _unused, body = raw(em, "PUT", path, {"properties": {"target": "198.51.100.10"}})
     assert status == 201 and (body["properties"]["priority"], body["properties"]["weight"]) == (2, 1)  # next in order
     assert body["type"] == EXT and body["id"].endswith("/trafficManagerProfiles/shop-tm/externalEndpoints/usw2")
     assert raw(em, "PUT", path, {"properties": {"target": "198.51.100.11", "priority": 5}})[0] == 200
@@ -415,17 +415,17 @@ def test_endpoint_lifecycle_codes_and_defaults(em: Any) -> None:
 
 def test_profile_shape_and_performance_rules(em: Any) -> None:
     seed(em, use1={"priority": 1})
-    status, _, body = raw(em, "GET", PROFILE_PATH)
+    status, _unused, body = raw(em, "GET", PROFILE_PATH)
     assert status == 200 and body["type"] == "Microsoft.Network/trafficManagerProfiles" and body["location"] == "global"
     p = body["properties"]
     assert p["dnsConfig"] == {"relativeName": "shop-tm", "ttl": 30, "fqdn": "shop-tm.trafficmanager.net"}
     assert p["monitorConfig"]["profileMonitorStatus"] == "CheckingEndpoints"
     em.set_monitor_status(SUB, RG, PROFILE, "use1", "Online")
     assert raw(em, "GET", PROFILE_PATH)[2]["properties"]["monitorConfig"]["profileMonitorStatus"] == "Online"
-    status, _, body = raw(em, "PATCH", PROFILE_PATH, {"properties": {"trafficRoutingMethod": "Performance"}})
+    status, _unused, body = raw(em, "PATCH", PROFILE_PATH, {"properties": {"trafficRoutingMethod": "Performance"}})
     assert status == 400 and "location must be specified" in body["error"]["message"]
     assert raw(em, "GET", PROFILE_PATH)[2]["properties"]["trafficRoutingMethod"] == "Priority"  # unchanged
-    status, _, body = raw(em, "GET", PROFILE_PATH.replace(PROFILE, "ghost"))
+    status, _unused, body = raw(em, "GET", PROFILE_PATH.replace(PROFILE, "ghost"))
     assert status == 404 and body["error"]["code"] == "ResourceNotFound"
 
 
@@ -436,7 +436,7 @@ def test_faults_can_be_queued_over_http_and_skip_requests(em: Any) -> None:
                                  data=json.dumps({"count": 1, "status": 429, "retry_after": 3, "after": 2}).encode())
     with urllib.request.urlopen(req, context=ctx, timeout=5) as resp:
         assert resp.status == 200
-    codes = [raw(em, "GET", PROFILE_PATH) for _ in range(4)]
+    codes = [raw(em, "GET", PROFILE_PATH) for _i in range(4)]
     assert [c[0] for c in codes] == [200, 200, 429, 200]
     assert codes[2][1]["Retry-After"] == "3" and codes[2][2]["error"]["code"] == "TooManyRequests"
 

@@ -142,8 +142,8 @@ def test_desired_and_active_of() -> None:
 def test_binding_problems_and_expiry_text() -> None:
     assert ZonalShiftAdapter.binding_problems(binding()) == []
     one = ZonalShiftRouting(resource_identifier=ARN, endpoints={"a": {"zone": "use1-az1"}}, expires_in=30)
-    assert {p for p, _ in ZonalShiftAdapter.binding_problems(one)} == {"endpoints", "expires_in"}
-    assert [p for p, _ in ZonalShiftAdapter.binding_problems(binding(expires_in=3 * 86400 + 60))] == ["expires_in"]
+    assert {p for p, _unused in ZonalShiftAdapter.binding_problems(one)} == {"endpoints", "expires_in"}
+    assert [p for p, _unused in ZonalShiftAdapter.binding_problems(binding(expires_in=3 * 86400 + 60))] == ["expires_in"]
     assert [expires_in_text(s) for s in (60, 90, 1800, 3600, 5400, 259200)] == ["1m", "2m", "30m", "1h", "90m", "72h"]
 
 

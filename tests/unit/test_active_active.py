@@ -31,7 +31,7 @@ services:
 
 
 def service(redistribution: str = "proportional", failback: str = "automatic"):
-    strategy, _ = parse_strategy(STRATEGY.format(redistribution=redistribution, failback=failback))
+    strategy, _unused = parse_strategy(STRATEGY.format(redistribution=redistribution, failback=failback))
     return strategy.services["web"]
 
 
@@ -96,7 +96,7 @@ def test_rules_are_validated_at_load():
         "    rules:\n      - {rule: min_active, count: 5}\n      - {rule: max_out, count: 1, of: zones}\n"
     with pytest.raises(StrategyError, match="min_active 5 exceeds the 3 endpoint"):
         parse_strategy(text)
-    ok, _ = parse_strategy(text.replace("count: 5", "count: 2"))
+    ok, _unused = parse_strategy(text.replace("count: 5", "count: 2"))
     assert [r.rule for r in ok.services["web"].rules] == ["min_active", "max_out"]
 
 
@@ -107,7 +107,7 @@ def test_min_capacity_needs_capacity_on_every_endpoint():
         parse_strategy(text)
     with_capacity = text.replace("weight: 50,", "weight: 50, capacity: 6,").replace(
         "weight: 30,", "weight: 30, capacity: 4,").replace("weight: 20,", "weight: 20, capacity: 2,")
-    ok, _ = parse_strategy(with_capacity)
+    ok, _unused = parse_strategy(with_capacity)
     assert ok.services["web"].rules[0].capacity == 10
 
 
@@ -128,5 +128,5 @@ services:
 """
     with pytest.raises(StrategyError, match="cannot weight them"):
         parse_strategy(text)
-    ok, _ = parse_strategy(text.replace("weight: 60", "weight: 40"))
+    ok, _unused = parse_strategy(text.replace("weight: 60", "weight: 40"))
     assert ok.services["web"].routing[0].adapter == "zonalshift"

@@ -366,7 +366,7 @@ def test_throttling_and_5xx_are_retried_then_the_result_returned(status):
 
 
 def test_google_cloud_dns_errors_are_retried_too():
-    a, _ = api()
+    a, _unused = api()
     throttled = core_exceptions.TooManyRequests("slow down", errors=[{"reason": "rateLimitExceeded"}])
     send, seen = scripted([throttled, "zone"])
     assert a.call("get managed zone", "z", send) == "zone" and len(seen) == 2
@@ -385,7 +385,7 @@ def test_retries_are_bounded_by_max_attempts(max_attempts):
 
 def test_backoff_grows_and_stays_bounded():
     a, sleeps = api(20)
-    send, _ = scripted([http_error(429, "rateLimitExceeded")] * 19 + [{}])
+    send, _unused = scripted([http_error(429, "rateLimitExceeded")] * 19 + [{}])
     a.call("list record sets", "z", send)
     assert len(sleeps) == 19 and sleeps[0] <= 0.5 and max(sleeps) <= 20.0 and sleeps[-1] >= 10.0
 
@@ -410,8 +410,8 @@ def test_a_non_retryable_error_is_raised_at_once_with_status_reason_and_resource
 
 
 def test_a_transport_failure_names_the_endpoint():
-    a, _ = api()
-    send, _ = scripted([ConnectionRefusedError(111, "Connection refused")])
+    a, _unused = api()
+    send, _unused = scripted([ConnectionRefusedError(111, "Connection refused")])
     with pytest.raises(CloudDnsError, match="cannot reach Cloud DNS at dns.googleapis.com") as exc:
         a.call("list record sets", "z", send)
     assert exc.value.code == "unreachable"
@@ -421,7 +421,7 @@ def test_missing_default_credentials_say_what_to_do(monkeypatch):
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
 
-    def no_credentials(**_):
+    def no_credentials(**_unused):
         raise DefaultCredentialsError("Your default credentials were not found.")
 
     monkeypatch.setattr(google.auth, "default", no_credentials)
@@ -435,20 +435,20 @@ def test_missing_default_credentials_say_what_to_do(monkeypatch):
 def test_credentials_that_cannot_be_refreshed_are_a_typed_error_and_bugs_are_not_masked():
     from google.auth.exceptions import RefreshError
 
-    a, _ = api()
-    send, _ = scripted([RefreshError("invalid_grant: token expired")])
+    a, _unused = api()
+    send, _unused = scripted([RefreshError("invalid_grant: token expired")])
     with pytest.raises(CloudDnsError, match="could not be refreshed") as exc:
         a.call("list record sets", "z", send)
     assert exc.value.code == "credentials"
-    send, _ = scripted([TypeError("a bug of ours")])
+    send, _unused = scripted([TypeError("a bug of ours")])
     with pytest.raises(TypeError, match="a bug of ours"):
         a.call("list record sets", "z", send)
 
 
 # --------------------------------------------------------------------------- lost answers, timeouts
 def test_a_5xx_or_a_reset_may_have_been_carried_out_a_refused_connection_not():
-    a, _ = api(max_attempts=2)
-    send, _ = scripted([http_error(503, "backendError")])
+    a, _unused = api(max_attempts=2)
+    send, _unused = scripted([http_error(503, "backendError")])
     with pytest.raises(CloudDnsError) as exc:
         a.call("create change", "z", send)
     assert a.last_lost and exc.value.answer_lost

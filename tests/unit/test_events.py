@@ -274,7 +274,7 @@ def test_redaction_of_4_mib_is_fast(shape):
 
     text = HUGE[shape]
     best = float("inf")
-    for _ in range(2):
+    for _i in range(2):
         started = time.perf_counter()
         redact(text)
         best = min(best, time.perf_counter() - started)

@@ -278,7 +278,7 @@ def valid_docs(draw: Any, base_name: str | None = None) -> tuple[str, dict[str, 
             version = 4 if kind == "A" else 6
             for b in routing["endpoints"].values():
                 b["values"] = [str(draw(st.ip_addresses(v=version)))
-                               for _ in range(draw(st.integers(1, 3)))]
+                               for _i in range(draw(st.integers(1, 3)))]
             values = [tuple(sorted(b["values"])) for b in routing["endpoints"].values()]
             assume(len(set(values)) == len(values))  # the active endpoint must be told from the record
         if routing.get("hosted_zone"):
@@ -322,7 +322,7 @@ def rejected_cases(draw: Any, kind: str | None = None) -> Case:
     svc = doc["services"][svc_name]
     if kind == "bool-number":
         leaves = [(p, v) for p, v in _leaves(doc) if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        path, _ = draw(st.sampled_from(leaves))
+        path, _unused = draw(st.sampled_from(leaves))
         _set(doc, path, draw(st.booleans()))
         return Case(dump(doc, style).encode(), kind, _dotted(path), "boolean|duration")
     if kind in ("zero-duration", "negative-duration"):
@@ -407,7 +407,7 @@ def rejected_cases(draw: Any, kind: str | None = None) -> Case:
     if kind == "wrong-type":
         leaves = [(p, v) for p, v in _leaves(doc) if isinstance(v, (int, float)) and not isinstance(v, bool)
                   and p[-1] != "expect_status" and not (len(p) > 1 and p[-2] == "expect_status")]
-        path, _ = draw(st.sampled_from(leaves))
+        path, _unused = draw(st.sampled_from(leaves))
         _set(doc, path, draw(st.sampled_from(["three", [1], {"a": 1}, "1e400", "inf", "1 2"])))
         return Case(dump(doc, style).encode(), kind, _dotted(path), None)
     if kind == "unknown-field":
@@ -530,7 +530,7 @@ def test_valid_files_are_accepted(doc: tuple[str, dict[str, Any]], style: int, c
 @PLAN_SETTINGS
 @given(doc=valid_docs(base_name="route53"), style=styles)
 def test_plan_of_a_valid_file_fails_cleanly_at_the_closed_port(doc: tuple[str, dict[str, Any]], style: int) -> None:
-    _, data = doc
+    _unused, data = doc
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "strategy.yaml"
         path.write_text(dump(data, style), encoding="utf-8")

@@ -232,13 +232,13 @@ def test_the_error_message_lists_every_problem():
 
 def test_routing_binding_without_adapter_uses_the_default():
     text = mutate(VALID, ("      - adapter: route53\n        connection: aws\n", "      - connection: aws\n"))
-    strategy, _ = parse_strategy(text, file=FILE)
+    strategy, _unused = parse_strategy(text, file=FILE)
     assert strategy.services["web"].routing[0].adapter == "route53"
 
 
 def test_probe_without_type_uses_the_default():
     text = mutate(VALID, ('{type: http, url:', '{url:'))
-    strategy, _ = parse_strategy(text, file=FILE)
+    strategy, _unused = parse_strategy(text, file=FILE)
     assert isinstance(strategy.services["web"].endpoints[0].probe, HttpProbe)
 
 
@@ -383,7 +383,7 @@ def test_json_schema_is_valid_json_describing_services():
 
 def test_the_valid_example_satisfies_its_own_schema_shape():
     """The example's top-level keys are all schema properties (no drift between loader and schema)."""
-    _, data = parse_strategy(VALID)
+    _unused, data = parse_strategy(VALID)
     schema = json.loads(json_schema())
     assert set(data) <= set(schema["properties"])
     assert set(data["services"]["web"]) <= set(schema["$defs"]["Service"]["properties"])

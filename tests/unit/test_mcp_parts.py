@@ -72,20 +72,20 @@ def test_token_round_trip_is_single_use():
 ])
 def test_altered_tokens_are_refused_as_forged(mutate):
     book = TokenBook(60)
-    token, _ = book.issue(COND, {"shop": "abc"})
+    token, _unused = book.issue(COND, {"shop": "abc"})
     with pytest.raises(TokenRefused, match="not one this server issued"):
         book.redeem(mutate(token), COND)
 
 
 def test_token_of_another_server_process_is_refused():
-    token, _ = TokenBook(60).issue(COND, {"shop": "abc"})
+    token, _unused = TokenBook(60).issue(COND, {"shop": "abc"})
     with pytest.raises(TokenRefused, match="not one this server issued"):
         TokenBook(60).redeem(token, COND)
 
 
 def test_token_for_another_condition_is_refused():
     book = TokenBook(60)
-    token, _ = book.issue(COND, {"shop": "abc"})
+    token, _unused = book.issue(COND, {"shop": "abc"})
     with pytest.raises(TokenRefused, match="another condition"):
         book.redeem(token, {**COND, "target": "usw2"})
     book.redeem(token, COND)  # a refused attempt does not consume it
@@ -370,7 +370,7 @@ def test_a_busy_trigger_lock_does_not_use_up_the_token(tmp_path):
     tools = FailoverMcp(tmp_path, root=ROOT, allow_client_connections=True, policy=lab_policy())
     tools.store.define(strategy_doc())
     cond = Condition(service="shop", reason="drill")
-    token, _ = tools.tokens.issue(cond.model_dump(mode="json"), {"shop": "f" * 32})
+    token, _unused = tools.tokens.issue(cond.model_dump(mode="json"), {"shop": "f" * 32})
     with tools.trigger_lock.hold("shop", "another trigger"):
         busy = tools.apply(cond, token)
     assert busy.stage == "refused" and "another trigger is running" in busy.refusals[0]
@@ -513,7 +513,7 @@ def test_limits_refuse_with_every_reason_and_store_nothing(tmp_path):
 
 def _nested(depth: int) -> list:
     node: list = ["x"]
-    for _ in range(depth):
+    for _i in range(depth):
         node = [node]
     return node
 
@@ -742,7 +742,7 @@ def test_a_narrower_policy_applies_to_services_stored_before(tmp_path):
     dry = narrower.trigger(cond)
     assert dry.is_error and "policy refuses" in dry.structured_content["summary"]
     assert "--allow-zone" in dry.structured_content["summary"]
-    token, _ = narrower.tokens.issue(cond.model_dump(mode="json"), {"shop": "f" * 32})
+    token, _unused = narrower.tokens.issue(cond.model_dump(mode="json"), {"shop": "f" * 32})
     confirm = narrower.trigger(cond, token)
     assert confirm.is_error and confirm.structured_content["outcome"] is None
     narrower.tokens.peek(token, cond.model_dump(mode="json"))  # not used up

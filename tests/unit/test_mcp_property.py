@@ -110,7 +110,7 @@ def _paths(node: Any, path: tuple = ()) -> list[tuple]:
 def mutated_strategy(draw: st.DrawFn) -> Any:
     """The valid document with one to three values replaced (or keys added) at random places."""
     doc = base_doc()
-    for _ in range(draw(st.integers(1, 3))):
+    for _i in range(draw(st.integers(1, 3))):
         path = draw(st.sampled_from(_paths(doc)))
         value = draw(json_value)
         if not path:

@@ -182,7 +182,7 @@ def test_service_accessors():
 
 # --------------------------------------------------------------------------- semantic problems
 def paths(problems: list[tuple[str, str]]) -> list[str]:
-    return [p for p, _ in problems]
+    return [p for p, _unused in problems]
 
 
 def test_a_sound_strategy_has_no_semantic_problems():
@@ -318,7 +318,7 @@ def test_problems_of_several_services_are_all_reported():
     bad1 = service([endpoint("a", "primary"), endpoint("b", "primary")])
     bad2 = service(detection=Detection(interval=1, timeout=5))
     problems = semantic_problems(Strategy(services={"one": bad1, "two": bad2}))
-    assert {p[1] for p, _ in problems} == {"one", "two"}
+    assert {p[1] for p, _unused in problems} == {"one", "two"}
 
 
 @pytest.mark.parametrize("ns,ok", [("10.0.0.1", True), ("127.0.0.1:5353", True), ("[::1]:53", True), ("::1", True),

@@ -155,7 +155,7 @@ def object_keys(value: str) -> dict[tuple[str, ...], set[str]]:
                 stack.pop()
             continue
         m = re.match(r"^(\([^)]*\)|[A-Za-z_]\w*) *= *(.*)$", text)
-        path = tuple(name for _, name in stack)
+        path = tuple(name for _unused, name in stack)
         if m:
             key = "<conn>" if m.group(1).startswith("(") else m.group(1)
             keys.setdefault(path, set()).add(key)
@@ -363,7 +363,7 @@ def test_readme_strategy_fragment_is_a_valid_strategy(module: str) -> None:
     text = readme(module)
     assert "failover import-terraform" in text
     fragment = next(b for b in fenced(section(text, "What the engine reads"), "yaml"))
-    strategy, _ = parse_strategy(fragment, file=f"providers/{module}/README.md")
+    strategy, _unused = parse_strategy(fragment, file=f"providers/{module}/README.md")
     svc = strategy.services["shop"]
     assert svc.routing[0].adapter == MODULES[module]["adapter"]
     assert yaml.safe_load(fragment)["services"]["shop"].keys() == CONTRACT - {"name", "connections"}

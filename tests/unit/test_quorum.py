@@ -127,7 +127,7 @@ def test_one_observer_cut_off_cannot_fail_over_end_to_end():
     exchange = InMemoryExchange(ttl=TTL)
     for name, up in (("obs-a", False), ("obs-b", True), ("obs-c", True)):
         tracker = SignalTracker(KEY, det, clock=lambda: NOW)
-        for _ in range(3):
+        for _i in range(3):
             tracker.observe(probe(up))
         exchange.publish(ObserverReport.from_verdicts(name, NOW, {KEY: tracker.verdict}))
     v = aggregate(exchange.collect(NOW), KEY, 2, NOW, TTL)
@@ -192,7 +192,7 @@ def test_in_memory_exchange_replaces_and_skips_stale():
 
 def test_in_memory_exchange_is_thread_safe():
     ex = InMemoryExchange()
-    threads = [threading.Thread(target=lambda n=n: [ex.publish(report(f"obs-{n}", "healthy")) for _ in range(50)])
+    threads = [threading.Thread(target=lambda n=n: [ex.publish(report(f"obs-{n}", "healthy")) for _i in range(50)])
                for n in range(8)]
     for th in threads:
         th.start()

@@ -441,7 +441,7 @@ def test_throttling_is_retried_then_the_result_returned(code):
 
 
 def test_backoff_grows_and_stays_bounded():
-    a, _, sleeps = make([client_error("Throttling")] * 19 + [ZONES], max_attempts=20)
+    a, _unused, sleeps = make([client_error("Throttling")] * 19 + [ZONES], max_attempts=20)
     a.zone_id(binding(hosted_zone_id=None, hosted_zone="example.com."))
     assert len(sleeps) == 19
     assert sleeps[0] <= 0.4 and max(sleeps) <= 20.0 and sleeps[-1] >= 10.0
@@ -470,21 +470,21 @@ def test_a_non_retryable_error_is_raised_at_once_with_code_and_resource(code):
 
 
 def test_zone_lookup_is_cached():
-    a, client, _ = make([ZONES])
+    a, client, _unused = make([ZONES])
     b = binding(hosted_zone_id=None, hosted_zone="example.com.")
     assert a.zone_id(b) == a.zone_id(b) == ZONE
     assert len(client.requests) == 1
 
 
 def test_a_missing_zone_is_a_typed_error():
-    a, _, _ = make([{"HostedZones": [{"Name": "other.com.", "Id": "/hostedzone/ZX"}]}])
+    a, _unused, _unused = make([{"HostedZones": [{"Name": "other.com.", "Id": "/hostedzone/ZX"}]}])
     with pytest.raises(Route53Error) as exc:
         a.zone_id(binding(hosted_zone_id=None, hosted_zone="example.com."))
     assert (exc.value.code, exc.value.resource) == ("NoSuchHostedZone", "example.com.")
 
 
 def test_missing_credentials_say_what_to_do():
-    a, _, sleeps = make([NoCredentialsError()])
+    a, _unused, sleeps = make([NoCredentialsError()])
     with pytest.raises(Route53Error, match="no AWS credentials found; set AWS_PROFILE"):
         a.zone_id(binding(hosted_zone_id=None, hosted_zone="example.com."))
     assert sleeps == []
@@ -638,7 +638,7 @@ def test_every_batch_is_sent_before_waiting_for_propagation():
                                  {"ChangeInfo": {"Status": "INSYNC"}}])
     a = Route53Adapter(Route53Connection(), client=client, sleep=lambda s: None)
     receipt = a.apply(changes)
-    ops = [op for op, _ in client.requests]
+    ops = [op for op, _unused in client.requests]
     assert ops == ["change_resource_record_sets", "change_resource_record_sets", "get_change", "get_change"]
     assert receipt.calls == 4 and [b["change_id"] for b in receipt.batches] == ["/change/C1", "/change/C2"]
 
@@ -676,5 +676,5 @@ def test_a_subset_of_a_name_is_found_on_a_server_that_cannot_page_inside_a_name(
     client = ScriptedZoneClient([first, more])
     a = Route53Adapter(Route53Connection(), client=client, sleep=lambda s: None)
     assert a._read_zone(ZONE, {key("b")}) == {key("b"): rrs("b", "SECONDARY")}
-    assert [kw["MaxItems"] for _, kw in client.requests] == ["1", "4"]
-    assert all("StartRecordIdentifier" not in kw for _, kw in client.requests)
+    assert [kw["MaxItems"] for _unused, kw in client.requests] == ["1", "4"]
+    assert all("StartRecordIdentifier" not in kw for _unused, kw in client.requests)

@@ -88,7 +88,7 @@ def find(problems: list[Problem], path: str, reason: str) -> Problem:
 
 
 def test_the_base_is_valid():
-    strategy, _ = parse_strategy(BASE, file=FILE)
+    strategy, _unused = parse_strategy(BASE, file=FILE)
     assert strategy.services["web"].routing[0].hosted_zone == "example.com."
 
 
@@ -127,7 +127,7 @@ def test_keys_that_load_as_the_same_value_are_duplicates():
 def test_a_merge_key_overridden_by_an_explicit_key_is_not_a_duplicate():
     text = mutate(BASE, ("    policy: {failover: automatic, cooldown: 1s, failback: manual}\n",
                          "    policy:\n      <<: {failover: automatic, cooldown: 1s}\n      cooldown: 2s\n"))
-    strategy, _ = parse_strategy(text, file=FILE)
+    strategy, _unused = parse_strategy(text, file=FILE)
     assert strategy.services["web"].policy.cooldown == 2.0
 
 
@@ -397,7 +397,7 @@ def test_a_file_over_the_limit_is_refused_before_it_is_read(tmp_path, monkeypatc
     with path.open("wb") as fh:
         fh.truncate(DEFAULT_MAX_BYTES + 1)  # sparse: reading it would be slow, stat is not
     opened = []
-    monkeypatch.setattr(Path, "open", lambda *a, **k: opened.append(a) or (_ for _ in ()).throw(AssertionError))
+    monkeypatch.setattr(Path, "open", lambda *a, **k: opened.append(a) or (_i for _i in ()).throw(AssertionError))
     started = time.monotonic()
     with pytest.raises(StrategyError) as exc:
         load_strategy(path)
@@ -465,7 +465,7 @@ def test_json_is_yaml():
 
     import yaml
 
-    strategy, _ = parse_strategy(json.dumps(yaml.safe_load(BASE)), file=FILE)
+    strategy, _unused = parse_strategy(json.dumps(yaml.safe_load(BASE)), file=FILE)
     assert list(strategy.services) == ["web"]
 
 

@@ -187,7 +187,7 @@ def test_where_maps_every_problem_path():
 # --------------------------------------------------------------------------- a map of services
 def test_failover_services_entry_by_key_with_the_key_as_name():
     outputs = {"failover_services": {"shop": contract_service(None), "api": contract_service("api-svc")}}
-    name, svc, _ = service_from_outputs(outputs, output="failover_services", key="shop")
+    name, svc, _unused = service_from_outputs(outputs, output="failover_services", key="shop")
     assert name == "shop" and svc["routing"][0]["record"] == "shop.drill.example."
     assert service_from_outputs(outputs, output="failover_services", key="api")[0] == "api-svc"
 
@@ -212,7 +212,7 @@ def test_strategy_from_outputs_is_a_valid_strategy_document():
     doc = strategy_from_outputs({"failover_service": contract_service()})
     assert list(doc) == ["version", "connections", "services"]
     assert doc["connections"] == {"aws": {"type": "route53", "region": "us-east-1"}}
-    strategy, _ = parse_strategy(json.dumps(doc))
+    strategy, _unused = parse_strategy(json.dumps(doc))
     assert strategy.services["shop"].routing[0].endpoints["usw2"].values == ["198.51.100.10"]
     # --service renames a single service
     assert list(strategy_from_outputs({"failover_service": contract_service()}, service="web")["services"]) == ["web"]
@@ -453,7 +453,7 @@ def test_bindings_follow_the_declared_endpoint_order_not_terraforms_sorted_keys(
         "routing": [{"adapter": "trafficmanager", "resource_group": "rg", "profile": "p", "mode": "priority",
                      "endpoints": {"aa-standby": {"endpoint": "a"}, "bb-standby": {"endpoint": "b"},
                                    "zz-primary": {"endpoint": "z"}}}]}}
-    _, svc, _ = service_from_outputs(out)
+    _unused, svc, _unused = service_from_outputs(out)
     assert list(svc["routing"][0]["endpoints"]) == ["zz-primary", "bb-standby", "aa-standby"]
 
 

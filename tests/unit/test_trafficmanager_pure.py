@@ -190,7 +190,7 @@ def simulate(current: dict[str, EndpointState], steps: list, priority_routing: b
         prios = [s.priority for s in state.values()]
         assert len(prios) == len(set(prios)), f"duplicate priority after {name} {attrs}: {state}"
         enabled = sorted((s.priority, n) for n, s in state.items() if s.endpoint_status == E)
-        serving.append(frozenset([enabled[0][1]] if priority_routing and enabled else [n for _, n in enabled]))
+        serving.append(frozenset([enabled[0][1]] if priority_routing and enabled else [n for _unused, n in enabled]))
     current.clear()
     current.update(state)
     return serving
@@ -223,7 +223,7 @@ def test_in_a_priority_profile_the_answering_endpoint_is_disabled_last():
     current = {"a": EndpointState(1, 1, E), "b": EndpointState(2, 1, E), "c": EndpointState(3, 1, D)}
     steps = order_updates(current, {"a": {"endpoint_status": D}, "b": {"endpoint_status": D},
                                     "c": {"endpoint_status": E}}, priority_routing=True)
-    assert [n for n, _ in steps] == ["c", "b", "a"]
+    assert [n for n, _unused in steps] == ["c", "b", "a"]
     assert simulate(current, steps, True) == [{"a"}, {"a"}, {"c"}]
 
 
@@ -247,8 +247,8 @@ def test_unmanaged_endpoints_are_never_written():
     current = {"a": EndpointState(1, 1, E), "b": EndpointState(2, 1, E), "x": EndpointState(5, 1, E),
                "y": EndpointState(1000, 1, D)}
     steps = order_updates(current, {"a": {"priority": 2}, "b": {"priority": 1}}, priority_routing=True)
-    assert {n for n, _ in steps} <= {"a", "b"}
-    assert all(p["priority"] != 1000 for _, p in steps)  # y's priority is not free
+    assert {n for n, _unused in steps} <= {"a", "b"}
+    assert all(p["priority"] != 1000 for _unused, p in steps)  # y's priority is not free
 
 
 def random_case(rng: random.Random) -> tuple[dict[str, EndpointState], dict[str, dict], bool, str]:
@@ -275,14 +275,14 @@ def random_case(rng: random.Random) -> tuple[dict[str, EndpointState], dict[str,
 @pytest.mark.parametrize("seed", range(12))
 def test_random_switches_keep_priorities_unique_traffic_flowing_and_hand_over_directly(seed):
     rng = random.Random(seed)
-    for _ in range(300):
+    for _i in range(300):
         current, wanted, priority_routing, _active = random_case(rng)
         start = dict(current)
         steps = order_updates(current, wanted, priority_routing=priority_routing)
-        touched = {n for n, _ in steps}
+        touched = {n for n, _unused in steps}
         assert touched <= set(wanted), "an unmanaged endpoint was written"
         enabled0 = sorted((s.priority, n) for n, s in start.items() if s.endpoint_status == E)
-        start_serving = frozenset([enabled0[0][1]] if priority_routing and enabled0 else [n for _, n in enabled0])
+        start_serving = frozenset([enabled0[0][1]] if priority_routing and enabled0 else [n for _unused, n in enabled0])
         serving = simulate(current, steps, priority_routing)
         for n, attrs in wanted.items():
             assert all(getattr(current[n], k) == v for k, v in attrs.items()), (start, wanted, steps)
@@ -290,7 +290,7 @@ def test_random_switches_keep_priorities_unique_traffic_flowing_and_hand_over_di
             assert all(serving), f"traffic dropped: {start} {steps}"
         if priority_routing and serving:
             end = serving[-1]
-            seen = [s for s, _ in itertools.groupby([start_serving, *serving])]
+            seen = [s for s, _unused in itertools.groupby([start_serving, *serving])]
             assert seen in ([end], [start_serving, end]), f"hand-over went through a third: {seen} {steps}"
 
 
@@ -350,7 +350,7 @@ def test_retries_are_bounded_jittered_and_counted(status, code):
 
 def test_a_retry_after_beyond_the_cap_fails_at_once():
     ad, sleeps = make()
-    fn, _ = scripted([http_error(429, "TooManyRequests", **{"Retry-After": str(int(MAX_RETRY_AFTER) + 60)})])
+    fn, _unused = scripted([http_error(429, "TooManyRequests", **{"Retry-After": str(int(MAX_RETRY_AFTER) + 60)})])
     with pytest.raises(TrafficManagerError, match="Retry-After 120s is longer than the 60s"):
         ad._call("profiles.get", SCOPE, fn)
     assert (ad.calls, sleeps) == (1, [])
@@ -360,7 +360,7 @@ def test_a_retry_after_beyond_the_cap_fails_at_once():
                                           (401, "InvalidAuthenticationToken")])
 def test_client_errors_are_raised_at_once_as_typed_errors(status, code):
     ad, sleeps = make()
-    fn, _ = scripted([http_error(status, code)])
+    fn, _unused = scripted([http_error(status, code)])
     with pytest.raises(TrafficManagerError) as exc:
         ad._call("profiles.get", SCOPE, fn)
     err = exc.value
@@ -369,31 +369,31 @@ def test_client_errors_are_raised_at_once_as_typed_errors(status, code):
 
 
 def test_not_found_names_the_profile_and_what_to_check():
-    ad, _ = make()
-    fn, _ = scripted([http_error(404, "ResourceNotFound")])
+    ad, _unused = make()
+    fn, _unused = scripted([http_error(404, "ResourceNotFound")])
     with pytest.raises(TrafficManagerError, match=r"check resource_group \(rg-shop\) and profile \(shop-tm\).*sub-1"):
         ad._call("profiles.get", SCOPE, fn)
 
 
 def test_an_unreachable_service_is_retried_then_reported():
     ad, sleeps = make(max_attempts=3)
-    fn, _ = scripted([ServiceRequestError("connection refused")])
+    fn, _unused = scripted([ServiceRequestError("connection refused")])
     with pytest.raises(TrafficManagerError, match="cannot reach Azure Resource Manager after 3 attempt") as exc:
         ad._call("profiles.get", SCOPE, fn)
     assert (exc.value.code, ad.calls, len(sleeps)) == ("ServiceUnreachable", 3, 2)
 
 
 def test_an_unreachable_service_wrote_nothing_but_a_lost_answer_may_have():
-    ad, _ = make(max_attempts=2)
-    fn, _ = scripted([ServiceRequestError("connection refused")])
+    ad, _unused = make(max_attempts=2)
+    fn, _unused = scripted([ServiceRequestError("connection refused")])
     with pytest.raises(TrafficManagerError) as exc:
         ad._call("endpoints.update", SCOPE, fn)
     assert exc.value.answer_lost is False  # never sent
-    fn, _ = scripted([ServiceResponseError("connection reset by peer")])
+    fn, _unused = scripted([ServiceResponseError("connection reset by peer")])
     with pytest.raises(TrafficManagerError) as exc:
         ad._call("endpoints.update", SCOPE, fn)
     assert exc.value.answer_lost is True  # sent, its answer lost
-    fn, _ = scripted([http_error(503, "ServiceUnavailable")])
+    fn, _unused = scripted([http_error(503, "ServiceUnavailable")])
     with pytest.raises(TrafficManagerError) as exc:
         ad._call("endpoints.update", SCOPE, fn)
     assert exc.value.answer_lost is True  # a 5xx may come after the write
@@ -416,8 +416,8 @@ def test_the_client_takes_the_connection_timeouts(monkeypatch):
 
 
 def test_a_credential_without_a_token_is_a_clear_error():
-    ad, _ = make()
-    fn, _ = scripted([ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")])
+    ad, _unused = make()
+    fn, _unused = scripted([ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")])
     with pytest.raises(TrafficManagerError, match="no Azure credentials.*az login") as exc:
         ad._call("profiles.get", SCOPE, fn)
     assert exc.value.code == "CredentialUnavailable"

@@ -326,7 +326,7 @@ def cmd_import_terraform(args: argparse.Namespace) -> int:
     text = _yaml_header(directory, output) + yaml.safe_dump(doc, sort_keys=False)
     source = f"terraform output {output} in {directory}"
     try:
-        strategy, _ = parse_strategy(text, file=source)
+        strategy, _unused = parse_strategy(text, file=source)
     except StrategyError as exc:  # lines of the generated text mean nothing to the reader
         raise StrategyError([Problem(re.sub(r" \(line \d+\)$", "", p.path), p.message, source)
                              for p in exc.problems], source) from None

@@ -118,7 +118,7 @@ def render_drill(report: dict[str, Any]) -> str:
         reason = f" ({r['reason']})" if r.get("reason") else ""
         lines.append(f"\n{stage}: {r.get('status', 'not run')}{rto_text}{reason}")
         phases = tl.get("phases_s") or {}
-        for name in [n for n, _, _ in PHASES if n in phases]:
+        for name in [n for n, _unused, _unused in PHASES if n in phases]:
             d = phases[name]
             lines.append(f"  {name:<11} {'-' if d is None else f'{d * 1000:.0f} ms':>10}")
         promo = r.get("promotion")

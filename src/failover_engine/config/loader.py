@@ -362,7 +362,7 @@ def read_yaml(text: str, *, file: str | None = None, max_bytes: int | None = Non
     duplicate keys: see the module's docstring). Raises :class:`StrategyError` with every problem.
     For any YAML an operator or a client supplies, not only whole strategy files."""
     _check_text(text, max_bytes if max_bytes is not None else max_strategy_bytes(file), file)
-    data, _, duplicates = _read_yaml(text, file)
+    data, _unused, duplicates = _read_yaml(text, file)
     if duplicates:
         raise StrategyError(duplicates[:MAX_PROBLEMS], file)
     return data
@@ -411,7 +411,7 @@ class _Expansion:
     def origin(self, loc: tuple[Any, ...]) -> tuple[str | None, int | None]:
         """(note, line) when the value at ``loc`` came from Terraform, else (None, None)."""
         if len(loc) >= 2 and loc[0] == "connections" and loc[1] in self.connections:
-            note, line, _ = self.connections[loc[1]]
+            note, line, _unused = self.connections[loc[1]]
             return note, line
         if len(loc) < 3 or loc[0] != "services" or loc[1] not in self.services:
             return None, None
@@ -430,7 +430,7 @@ def _merge_endpoints(tf_eps: list[Any], file_eps: list[Any]) -> tuple[list[Any],
     """The output's endpoints with the file's merged in by name, field by field (the file's fields
     win); file endpoints Terraform did not make are appended."""
     out = [dict(ep) for ep in tf_eps]
-    src: list[tuple[bool, set[str]]] = [(True, set()) for _ in out]
+    src: list[tuple[bool, set[str]]] = [(True, set()) for _i in out]
     index = {ep.get("name"): i for i, ep in enumerate(out)}
     for ep in file_eps:
         name = ep.get("name") if isinstance(ep, dict) else None
@@ -483,7 +483,7 @@ def expand_from_terraform(data: dict[str, Any], root: yaml.Node | None, file: st
             out.failed.add(name)
             continue
         try:
-            _, tf_svc, tf_conns = service_from_outputs(outputs, output=output, key=key or name)
+            _unused, tf_svc, tf_conns = service_from_outputs(outputs, output=output, key=key or name)
         except StrategyError as exc:
             out.problems.extend(Problem(path, f"{p.path}: {p.message} (terraform directory {directory})", file)
                                 for p in exc.problems)
@@ -492,7 +492,7 @@ def expand_from_terraform(data: dict[str, Any], root: yaml.Node | None, file: st
         note = f"from terraform output {output} in {directory}"
         merged = copy.deepcopy(tf_svc)
         tf_keys = set(tf_svc)
-        endpoints_src: list[tuple[bool, set[str]]] = [(True, set()) for _ in tf_svc.get("endpoints", [])]
+        endpoints_src: list[tuple[bool, set[str]]] = [(True, set()) for _i in tf_svc.get("endpoints", [])]
         for k, v in svc.items():
             if k == "endpoints" and isinstance(v, list):
                 merged["endpoints"], endpoints_src = _merge_endpoints(merged["endpoints"], v)
@@ -595,7 +595,7 @@ def load_strategy(path: str | Path, *, state_dir: str | Path | None = None,
         raise StrategyError([Problem("", f"cannot read file: {exc.strerror or exc}", str(p))], str(p)) from None
     if len(data) > limit:
         raise _too_big(f"more than {limit} bytes", limit, str(p))
-    strategy, _ = parse_strategy(_decode(data, str(p)), file=str(p), max_bytes=limit)
+    strategy, _unused = parse_strategy(_decode(data, str(p)), file=str(p), max_bytes=limit)
     if state_dir is not None:
         sd = Path(state_dir)
     elif strategy.state_dir:

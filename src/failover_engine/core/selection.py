@@ -124,7 +124,7 @@ def _auto(service: Service, verdicts: Mapping[str, Verdict], current: Assignment
             return select_target(service, verdicts, current, "failover")
         return _failover_from_standby(service, verdicts, current, active)
     if active != primary and service.policy.failback == "automatic":
-        p_health, _ = _health(verdicts, primary)
+        p_health, _unused = _health(verdicts, primary)
         stable = primary_stable_for or 0.0
         if p_health == "healthy" and stable >= service.policy.failback_stable_period:
             return select_target(service, verdicts, current, "failback")

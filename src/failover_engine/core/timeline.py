@@ -57,7 +57,7 @@ class Timeline:
 
     @property
     def complete(self) -> bool:
-        return all(getattr(self, f) is not None for _, a, b in self._bounds() for f in (a, b))
+        return all(getattr(self, f) is not None for _unused, a, b in self._bounds() for f in (a, b))
 
     def to_dict(self) -> dict[str, Any]:
         names = ["first_signal_at", "detected_at", "decided_at"] + (["promoted_at"] if self.promoted_at else []) \

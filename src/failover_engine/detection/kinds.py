@@ -191,7 +191,7 @@ def load_entry_point(entry_point: str) -> Callable[..., Any]:
     func = _ENTRY_POINTS.get(entry_point)
     if func is not None:
         return func
-    module_name, _, attribute = entry_point.partition(":")
+    module_name, _sep, attribute = entry_point.partition(":")
     try:
         func = getattr(importlib.import_module(module_name), attribute)
     except Exception as exc:  # noqa: BLE001 - any import-time error is the probe's failure

@@ -139,14 +139,14 @@ def _der_item(data: bytes, pos: int) -> tuple[int, int, int]:
 
 def cert_not_after(der: bytes) -> datetime:
     """The ``notAfter`` of a DER X.509 certificate (read directly: no verification needed)."""
-    _, pos, _ = _der_item(der, 0)  # Certificate
-    _, pos, _ = _der_item(der, pos)  # tbsCertificate
-    tag, _, end = _der_item(der, pos)
+    _unused, pos, _unused = _der_item(der, 0)  # Certificate
+    _unused, pos, _unused = _der_item(der, pos)  # tbsCertificate
+    tag, _unused, end = _der_item(der, pos)
     if tag == 0xA0:  # [0] version, optional
         pos = end
-    for _ in range(3):  # serialNumber, signature, issuer
+    for _i in range(3):  # serialNumber, signature, issuer
         pos = _der_item(der, pos)[2]
-    _, pos, _ = _der_item(der, pos)  # validity
+    _unused, pos, _unused = _der_item(der, pos)  # validity
     pos = _der_item(der, pos)[2]  # notBefore
     tag, start, end = _der_item(der, pos)
     text = der[start:end].decode("ascii")
@@ -330,7 +330,7 @@ async def probe_many(items: Sequence[tuple[str, AnyProbe]], *, timeout: float,
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    names = [name for name, _ in items]
+    names = [name for name, _unused in items]
     if len(set(names)) != len(names):
         raise ValueError("probe_many needs unique endpoint names")
     semaphore = asyncio.Semaphore(concurrency)

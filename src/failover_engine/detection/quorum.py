@@ -359,7 +359,7 @@ def aggregate(reports: Sequence[ObserverReport], endpoint: str, required: int, n
             abstentions[name] = "no report"
     health = (Health.unhealthy if len(down) >= required
               else Health.healthy if len(up) >= required else Health.unknown)
-    voters = sorted(name for name, _ in down + up)
+    voters = sorted(name for name, _unused in down + up)
     reason = _quorum_reason(health, down, up, abstentions, required)
     return QuorumVerdict(endpoint, health, reason, len(down), len(up), sorted(abstentions), voters,
                          required, abstentions)

@@ -177,7 +177,7 @@ def probe_round(wanted: list[ProbeWant], *, confirm: bool = True) -> dict[str, d
             jobs[key] = (probe, det.timeout, det.latency_limit, pause)
             owners.append((svc_name, name, key))
     results = asyncio.run(_round(jobs, confirm)) if jobs else {}
-    out: dict[str, dict[str, ProbeResult]] = {name: {} for name, _, _ in wanted}
+    out: dict[str, dict[str, ProbeResult]] = {name: {} for name, _unused, _unused in wanted}
     for svc_name, name, key in owners:
         r = results[key]
         out[svc_name][name] = ProbeResult(r.ok, r.kind, r.reason, r.latency_ms, r.at, name)
@@ -192,7 +192,7 @@ async def _round(jobs: dict[str, tuple[Any, float, float | None, float]], confir
     async def once(keys: list[str]) -> dict[str, ProbeResult]:
         groups: dict[tuple[float, float | None], list[tuple[str, Any]]] = {}
         for k in keys:
-            spec, timeout, latency, _ = jobs[k]
+            spec, timeout, latency, _unused = jobs[k]
             groups.setdefault((timeout, latency), []).append((k, spec))
         parts = await asyncio.gather(*(probe_many(items, timeout=t, latency_limit=lat, concurrency=512)
                                        for (t, lat), items in groups.items()))

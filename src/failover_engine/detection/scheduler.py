@@ -200,7 +200,7 @@ class ProbeScheduler:
             target.generation += 1
             self._schedule_first(target, now)
         stop_watch = loop.create_task(stop.wait())
-        stop_watch.add_done_callback(lambda _: self._wake())
+        stop_watch.add_done_callback(lambda _unused: self._wake())
         try:
             while not stop.is_set():
                 self._dispatch(loop.time())
@@ -229,7 +229,7 @@ class ProbeScheduler:
         heap = self._heap
         horizon = now + _BATCH_WINDOW
         while heap and heap[0][0] <= horizon:
-            start_at, _, grid, target, generation = heapq.heappop(heap)
+            start_at, _unused, grid, target, generation = heapq.heappop(heap)
             if generation != target.generation:
                 continue  # removed or replaced since
             if target.busy:
@@ -295,7 +295,7 @@ class ProbeScheduler:
                 log.exception("on_result failed for %s", probe.key)
 
     async def _shutdown(self) -> None:
-        for target, _ in self._ready:  # first: a cancelled probe frees a slot, nothing may take it
+        for target, _unused in self._ready:  # first: a cancelled probe frees a slot, nothing may take it
             target.busy = False
         self._ready.clear()
         tasks = list(self._tasks)

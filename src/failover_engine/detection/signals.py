@@ -254,14 +254,14 @@ class SignalTracker:
         clean = result.ok and latency_why is None and error_why is None
         self._clean_streak = self._clean_streak + 1 if clean else 0
         before = self._raw
-        raw_reason = self._update_raw([name for name, _ in fired], fired[0][1] if fired else None, streak)
+        raw_reason = self._update_raw([name for name, _unused in fired], fired[0][1] if fired else None, streak)
         self._marks.update(clean, result.at, before, self._raw)
         pending_reason = self._settle(now)
         flap_count = self._flap_count(now)
         verdict = EndpointVerdict(
             self.endpoint, self._eff.health,
             f"{pending_reason}; {raw_reason}" if pending_reason else raw_reason,
-            reasons=[why for _, why in fired], signals=[name for name, _ in fired],
+            reasons=[why for _unused, why in fired], signals=[name for name, _unused in fired],
             counts=self._window_counts(window), totals=dict(self._totals),
             latency_p=latency_p, error_rate=error_rate,
             flapping=flap_count > self.detection.flap.max_transitions, flap_count=flap_count,

@@ -254,7 +254,7 @@ def prune(state_dir: str | Path, keep: int = 500) -> None:
     """Remove the oldest closed journals beyond ``keep`` (reports and events keep the history);
     open ones are never removed. Cheap while there are fewer than ``keep`` files."""
     d = Journal.directory(state_dir)
-    if not d.is_dir() or sum(1 for _ in d.glob("*.jsonl")) <= keep:
+    if not d.is_dir() or sum(1 for _i in d.glob("*.jsonl")) <= keep:
         return
     closed = [j for j in journals(state_dir) if not j.open]
     for j in closed[:-keep] if keep else closed:

@@ -327,12 +327,12 @@ class Monitor:
                                       **run_kw)
             futures = {name: future}
         else:
-            futures = {name: concurrent.futures.Future() for name, _, _, _ in pending}
+            futures = {name: concurrent.futures.Future() for name, _unused, _unused, _unused in pending}
             requests = [Request(name, action, target, run_kw.get("verdicts"), run_kw.get("stable_for"))  # type: ignore[arg-type]
                         for name, action, target, run_kw in pending]
             self.log(f"{len(requests)} services move in one transaction: {', '.join(r.service for r in requests)}")
             self.pool.submit(self._run_together, requests, futures)
-        for name, action, _, _ in pending:
+        for name, action, _unused, _unused in pending:
             watch = self.watches[name]
             watch.running = futures[name]
             watch.running.add_done_callback(

@@ -51,7 +51,7 @@ class MonitorMetrics:
             server.server_close()
 
     def observe_probe(self, key: str, observer: str, result: Any, verdict: Any) -> None:
-        service, _, endpoint = key.partition("/")
+        service, _sep, endpoint = key.partition("/")
         if result.latency_ms is not None:
             self.probe_latency.labels(service, endpoint, observer).observe(result.latency_ms / 1000)
         if not result.ok:

@@ -170,7 +170,7 @@ def region_plans(engine: "FailoverEngine", region: str) -> tuple[list[tuple[str,
     names, observed, verdicts = region_inputs(engine, region)
     decisions = [(n, *decide(engine, region, n, observed[n], verdicts.get(n))) for n in names]
     tx = Transaction(engine, uuid.uuid4().hex[:12], kind="region")
-    reqs = [Request(n, "switch", t, verdicts=verdicts.get(n, {})) for n, t, _ in decisions if t]
+    reqs = [Request(n, "switch", t, verdicts=verdicts.get(n, {})) for n, t, _unused in decisions if t]
     tx.plan_all(reqs, observed, {})
     return decisions, [tx.plans[r.service] for r in reqs if r.service in tx.plans]
 

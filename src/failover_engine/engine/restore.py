@@ -87,9 +87,9 @@ def restore(engine: "FailoverEngine", plans: dict[str, Any], *, ours: Callable[[
     for gid in sorted(writes, key=lambda g: -int(g.split(":", 1)[0])):  # newest step first
         items = writes[gid]
         if journal is not None:
-            journal(gid, [c.key for _, _, c in items], None)
+            journal(gid, [c.key for _unused, _unused, c in items], None)
         try:
-            engine.adapter(bindings[gid]).apply([c for _, _, c in items])
+            engine.adapter(bindings[gid]).apply([c for _unused, _unused, c in items])
             for n, step, c in items:
                 note(n, step, "restored", str(c.key))
         except ConcurrentEditError as exc:
@@ -99,7 +99,7 @@ def restore(engine: "FailoverEngine", plans: dict[str, Any], *, ours: Callable[[
             for n, step, c in items:
                 note(n, step, "problems", f"{c.key}: {exc}")
         if journal is not None:
-            journal(gid, [], not any(str(c.key) not in report[n]["restored"] for n, _, c in items))
+            journal(gid, [], not any(str(c.key) not in report[n]["restored"] for n, _unused, c in items))
     if not writes:
         return _finish(report, per_step)
     after_read, unread = read_tolerant(engine, names)

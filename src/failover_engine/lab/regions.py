@@ -81,12 +81,12 @@ class _RegionHTTPServer(HTTPServer):
         """Shut every open connection down (wakes blocked reads) and join their threads."""
         with self._conns_lock:
             conns = list(self._conns.items())
-        for sock, _ in conns:
+        for sock, _unused in conns:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        for _, thread in conns:
+        for _unused, thread in conns:
             thread.join(_JOIN_TIMEOUT)
 
 

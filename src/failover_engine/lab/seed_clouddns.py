@@ -92,7 +92,7 @@ def seed_clouddns(emulator_url: str, strategy: Strategy) -> dict[str, str]:
     """
     emulator_url = emulator_url.rstrip("/")
     pairs = list(_bindings(strategy))
-    dns_names = zone_dns_names([b for _, b in pairs])
+    dns_names = zone_dns_names([b for _unused, b in pairs])
     zones: dict[str, str] = {}
     for service, binding in pairs:
         project = _project(strategy, binding, emulator_url)

@@ -425,7 +425,7 @@ class OperatorPolicy:
         if isinstance(spec, HttpProbe):
             try:
                 parts = urlsplit(spec.url)
-                host, _ = parts.hostname, parts.port
+                host, _unused = parts.hostname, parts.port
             except ValueError as exc:
                 return [(f"{at}.url", f"not a URL: {exc}")]
             if not host or not is_host(host.strip("[]")):

@@ -59,7 +59,7 @@ class _StrictLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
         seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
+        for key_node, _unused in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise yaml.MarkedYAMLError(None, None, "merge keys (<<) are not accepted in MCP input",
                                            key_node.start_mark)
@@ -241,7 +241,7 @@ class StrategyStore:
         doc.setdefault("connections", {}).update(copy.deepcopy(self.connections))  # the operator's win
         text = yaml.safe_dump(doc, sort_keys=False)
         try:
-            strategy, _ = parse_strategy(text, file=INPUT)
+            strategy, _unused = parse_strategy(text, file=INPUT)
         except StrategyError as exc:
             raise StoreRejected([Problem(_strip_line(p.path), p.message, INPUT) for p in exc.problems]) from None
         problems = self.policy.strategy_problems(strategy, services, monitoring=monitoring)

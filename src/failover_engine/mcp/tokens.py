@@ -68,7 +68,7 @@ class TokenBook:
 
     def peek(self, token: str, condition: dict[str, Any]) -> Grant:
         """Check ``token`` without consuming it."""
-        body, _, sig = (token or "").strip().partition(".")
+        body, _sep, sig = (token or "").strip().partition(".")
         if not body or not sig or not hmac.compare_digest(sig, self._sign(body)):
             raise TokenRefused("the confirmation token is not one this server issued (forged, altered or from "
                                "another server process): trigger a dry run first")
