@@ -305,7 +305,7 @@ def test_run_while_the_service_lock_is_held(lab: Lab, make_engine, state_dir: Pa
 
 HOLD_LOCK = (
     "import sys\n"
-    "from failover_engine.engine.locks import FileLock\n"
+    "from failover_engine.coordination.locks import FileLock\n"
     "with FileLock(sys.argv[1]).hold('shop', 'drill in another process'):\n"
     "    print('held', flush=True)\n"
     "    sys.stdin.read()\n"

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from failover_engine.core.errors import FailoverError, LockHeld
-from failover_engine.engine.locks import FileLock, LockProvider
+from failover_engine.coordination.locks import FileLock, LockProvider
 
 CTX = mp.get_context("spawn")
 TIMEOUT = 30

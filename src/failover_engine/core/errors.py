@@ -76,6 +76,21 @@ class LockHeld(FailoverError):
         )
 
 
+class CoordinationError(FailoverError):
+    """The coordination table (DynamoDB) could not be reached or used: nobody acts without a lease."""
+
+
+class LeaseLost(FailoverError):
+    """This process no longer holds a lease it took (it lapsed while the process was paused or cut
+    off from the coordination table, and another holder may have taken it): it writes nothing more."""
+
+    def __init__(self, key: str, epoch: int, detail: str = ""):
+        self.key = key
+        self.epoch = epoch
+        super().__init__(f"lease {key!r} at epoch {epoch} is no longer ours"
+                         + (f" ({detail})" if detail else "") + "; this run writes nothing more")
+
+
 class AdapterError(FailoverError):
     """A cloud API call failed. Names the adapter, the resource and the provider's error."""
 

@@ -747,6 +747,37 @@ class Monitoring(_Model):
         return self.quorum or len(self.observers) // 2 + 1
 
 
+class FileCoordination(_Model):
+    """One host: a file lock per service under the state directory, observers' verdicts in memory
+    (or in a shared directory, `failover monitor --exchange-dir`)."""
+
+    type: Literal["file"] = "file"
+
+
+class DynamoDbCoordination(_Model):
+    """Several hosts: leases with fencing epochs, the monitors' leader and the observers' verdicts in
+    one DynamoDB table (`failover coordination create` makes it)."""
+
+    type: Literal["dynamodb"] = "dynamodb"
+    table: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{3,255}$")] = Field(
+        default="failover-coordination", description="table name (3-255 of A-Z a-z 0-9 _ . -)")
+    region: str = "us-east-1"
+    endpoint_url: HttpUrl | None = Field(default=None, description="override for local runs (moto); unset = AWS")
+    profile: str | None = None
+    group: Name = Field(default="default", description="monitors of the same group elect one leader; "
+                        "strategies sharing a table use different groups")
+    lease: PositiveDuration = Field(default=15.0, description="how long a lease lasts unless renewed (renewed "
+                                    "every third of it); a dead leader is replaced within lease + one interval")
+    connect_timeout: PositiveDuration = 2.0
+    read_timeout: PositiveDuration = 3.0
+
+
+Coordination = Annotated[
+    Union[Annotated[FileCoordination, Tag("file")], Annotated[DynamoDbCoordination, Tag("dynamodb")]],
+    _tag_of("type", "file"),
+]
+
+
 class Strategy(_Model):
     """A strategy file: connections to the clouds and the services to protect."""
 
@@ -758,6 +789,9 @@ class Strategy(_Model):
     )
     connections: dict[Name, Connection] = Field(default_factory=dict)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    coordination: Coordination = Field(
+        default_factory=FileCoordination, description="who may act: `file` (one host, the default) or "
+        "`dynamodb` (leases with fencing, one leader among the monitors, shared verdicts)")
     services: dict[Name, Service] = Field(min_length=1)
 
 

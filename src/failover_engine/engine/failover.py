@@ -18,7 +18,8 @@ from failover_engine.adapters.base import Adapter
 from failover_engine.core.errors import AdapterError, FailoverError, UnknownEndpointError
 from failover_engine.engine.events import EventLog, redact
 from failover_engine.config.loader import LoadedStrategy
-from failover_engine.engine.locks import FileLock, LockProvider
+from failover_engine.coordination import lock_for
+from failover_engine.coordination.locks import FileLock, LockProvider
 from failover_engine.core.timeline import Timeline
 from failover_engine.core.model import Service
 from failover_engine.core.plan import Assignment, Attrs, Change, Plan, PlanStep, ResourceKey
@@ -67,7 +68,7 @@ class FailoverEngine:
         self.state_dir = Path(loaded.state_dir)
         self.events = EventLog(self.state_dir / "events.jsonl")
         self.store = StateStore(self.state_dir)
-        self.lock = lock or FileLock(self.state_dir / "locks")
+        self.lock = lock or lock_for(loaded.strategy, self.state_dir)
         self._factory = adapter_factory
         self._adapters: dict[tuple[str, str | None], Adapter] = {}
         self.progress = progress or (lambda msg: None)
@@ -348,6 +349,8 @@ class FailoverEngine:
             outs = self._dry_run(tx, requests)
             return outs
         with self.hold_locks(names, f"{kind} {tx.run_id}"):
+            for n, previous in self.lock.taken_over(names).items():
+                tx.ev("lease_taken_over", n, previous=previous, epoch=self.lock.epochs([n]).get(n))
             self._recover_first(names)
             try:
                 self.progress(f"reading routing state of {len(names)} service(s) and probing endpoints")

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
-from failover_engine.core.errors import AdapterError, ConcurrentEditError, FailoverError
+from failover_engine.core.errors import AdapterError, ConcurrentEditError, CoordinationError, FailoverError, LeaseLost
 from failover_engine.engine.journal import Journal, prune
 from failover_engine.core.plan import Attrs, Change, Plan, ResourceKey
 from failover_engine.engine.restore import holds, restore
@@ -86,6 +86,7 @@ class Transaction:
         self.failed_services: dict[str, list[str]] = {}
         self.journal: Journal | None = None
         self.first_write_at: float | None = None
+        self.fenced: FailoverError | None = None  # this process lost a lease mid-run: it writes nothing more
 
     # ------------------------------------------------------------------ events
     def ev(self, event: str, service: str | None, **fields: Any) -> None:
@@ -97,6 +98,33 @@ class Transaction:
 
     def progress(self, msg: str) -> None:
         self.engine.progress(msg)
+
+    # ------------------------------------------------------------------ fencing
+    def _fence(self, names: Iterable[str]) -> bool:
+        """Whether this process still holds every one of these services' leases (one conditional
+        write per lease with DynamoDB coordination; nothing to check with file locks). A lost lease
+        stops the run: another holder may act now, so nothing more is written, rolled back or
+        recorded as known."""
+        if self.fenced is not None:
+            return False
+        try:
+            self.engine.lock.fence(sorted(set(names)))
+        except (LeaseLost, CoordinationError) as exc:
+            self.fenced = exc
+            return False
+        return True
+
+    def _end_fenced(self, names: list[str], stage: str) -> None:
+        """Outcomes of a run that lost its lease: ``refused`` where nothing of the service was sent,
+        ``unknown`` where something was (the new holder reads the truth and finishes it)."""
+        for name in names:
+            out = self.outcomes[name]
+            sent = any(c.key in self.maybe_written for c in self.plans[name].changes)
+            out.status = "unknown" if sent else "refused"
+            msg = f"lease lost {stage}: {self.fenced}"
+            if msg not in out.errors:
+                out.errors.append(msg)
+            self.ev("fenced", name, stage=stage, error=str(self.fenced), status=out.status)
 
     # ------------------------------------------------------------------ the run
     def plan_all(self, requests: list[Request], observations: dict[str, "Observation"],
@@ -209,7 +237,9 @@ class Transaction:
         return dict(sorted(waves.items()))
 
     def _apply_validate(self, movers: list[str]) -> None:
-        self.journal = Journal.open(self.engine.state_dir, self.run_id, self.kind, [self.plans[n] for n in movers])
+        epochs = self.engine.lock.epochs(movers)
+        self.journal = Journal.open(self.engine.state_dir, self.run_id, self.kind, [self.plans[n] for n in movers],
+                                    extra={"epochs": epochs} if epochs else None)
         try:
             for name in movers:
                 out = self.outcomes[name]
@@ -223,6 +253,11 @@ class Transaction:
                           f"{sum(len(w) for w in waves.values())} provider group(s)")
             for wave, groups in waves.items():
                 self._apply_groups(wave, groups)
+            if self.fenced is not None:
+                self._end_fenced(movers, "before a provider write")
+                self.flush()
+                self.journal.close({n: self.outcomes[n].status for n in movers})
+                return
             applied_at = time.time()
             ok = [m for m in movers if m not in self.failed_services]
             for name in ok:
@@ -232,8 +267,10 @@ class Transaction:
             if ok:
                 self.progress(f"validating {len(ok)} service(s): one read-back, one probe round")
                 to_undo += self._validate(ok)
-            if to_undo:
+            if to_undo and self._fence(to_undo):
                 self._rollback(sorted(set(to_undo)))
+            elif to_undo:
+                self._end_fenced(sorted(set(to_undo)), "before rolling back")
         except BaseException:
             # the run cannot say how it ended: the journal stays open, and recovery finishes it
             self.flush()
@@ -263,6 +300,8 @@ class Transaction:
             if not changes:
                 return
             gid = f"{wave}:{g.gid}#{attempt}"
+            if not self._fence({g.owners[c.key] for c in changes}):
+                return  # the lease is gone: this group is not sent (the run ends fenced)
             self.journal.group_started(gid, [c.key for c in changes])
             if self.first_write_at is None:
                 self.first_write_at = time.time()
@@ -359,6 +398,11 @@ class Transaction:
         probing = [n for n in names if not results[n].reasons]
         self._probe_validation(probing, results)
         now = time.time()
+        if not self._fence(names):  # before recording any outcome as known
+            for name in names:
+                self.outcomes[name].validation = results[name]
+            self._end_fenced(names, "before recording the outcome")
+            return []
         for name in names:
             res, out, svc = results[name], self.outcomes[name], self.engine.loaded.service(name)
             plan = self.plans[name]

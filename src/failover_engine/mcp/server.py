@@ -37,7 +37,7 @@ from failover_engine.engine.failover import FailoverEngine
 from failover_engine.core.errors import FailoverError, LockHeld
 from failover_engine.engine.events import EventLog, redact
 from failover_engine.core.timeline import iso
-from failover_engine.engine.locks import FileLock
+from failover_engine.coordination.locks import FileLock
 from failover_engine.engine.metrics import history
 from failover_engine.core.model import Name, Strategy
 from failover_engine.core.plan import Plan

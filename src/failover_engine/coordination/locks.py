@@ -1,8 +1,10 @@
 """One failover per service at a time.
 
 :class:`LockProvider` is the seam: :class:`FileLock` serves one machine (fcntl.flock on a
-file per service, released by the kernel if the process dies); a DynamoDB conditional-put
-lock can implement the same interface for several machines.
+file per service, released by the kernel if the process dies);
+:class:`~failover_engine.coordination.dynamodb.DynamoLock` serves several (leases with fencing
+epochs in a DynamoDB table). The engine calls :meth:`LockProvider.fence` before every provider
+write and before recording an outcome: a holder that lost its lease stops there.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import socket
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterable, Iterator
 
 from failover_engine.core.errors import LockHeld
 
@@ -28,6 +30,19 @@ class LockProvider(ABC):
         """Whether some run holds the service's lock now (a journal left open by a run whose lock
         is free belongs to a run that died). Providers that cannot tell say True (never guess dead)."""
         return True
+
+    def fence(self, services: Iterable[str]) -> None:
+        """Raise LeaseLost (or CoordinationError) unless this process still holds every one of these
+        services' locks. A kernel lock cannot be lost while its process lives: nothing to check."""
+
+    def epochs(self, services: Iterable[str]) -> dict[str, int]:
+        """The fencing epoch of each held lock (empty for locks without epochs)."""
+        return {}
+
+    def taken_over(self, services: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Services whose lock this process took from a holder whose lease had lapsed (holder, epoch,
+        purpose): that holder may have died mid-run."""
+        return {}
 
 
 class FileLock(LockProvider):

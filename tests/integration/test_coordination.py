@@ -1,0 +1,217 @@
+"""DynamoDB coordination on moto over HTTP: the table, leases with fencing epochs, the engine fenced
+mid-run, the monitors' leader lease and the shared verdicts.
+
+Nothing of ours is mocked. A second holder whose clock runs ahead plays the process that took a
+lapsed lease over (the lease is judged by the reader's clock); the SDK's own event hooks pick the
+moment (a read of the records, the answer to the write), and the records are read back from moto
+with an independent client."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from failover_engine.config.loader import load_strategy
+from failover_engine.coordination.dynamodb import (
+    DynamoExchange,
+    DynamoLock,
+    DynamoTable,
+    Leadership,
+    Leases,
+)
+from failover_engine.core.errors import CoordinationError, LeaseLost, LockHeld
+from failover_engine.core.model import DynamoDbCoordination
+from failover_engine.core.selection import SimpleVerdict
+from failover_engine.detection.quorum import ObserverReport
+from failover_engine.engine.failover import FailoverEngine
+from failover_engine.lab.lab import Lab
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+USE1, USW2 = "use1-primary", "usw2-standby"
+ZONE, RECORD = "drill.example.", "shop.drill.example."
+
+
+class Clock:
+    """A clock this test moves (the lease is judged by the reader's clock)."""
+
+    def __init__(self, offset: float = 0.0):
+        import time
+
+        self._time = time.time
+        self.offset = offset
+
+    def __call__(self) -> float:
+        return self._time() + self.offset
+
+
+@pytest.fixture
+def config(lab_aws: Lab, request: pytest.FixtureRequest) -> DynamoDbCoordination:
+    name = "coord-" + request.node.name.replace("[", "-").replace("]", "")[:40].replace("_", "-")
+    cfg = DynamoDbCoordination(table=name, endpoint_url=lab_aws.moto_url, lease=10.0)
+    DynamoTable(cfg).create()
+    return cfg
+
+
+def leases(cfg: DynamoDbCoordination, offset: float = 0.0, holder: str | None = None) -> Leases:
+    return Leases(DynamoTable(cfg), cfg.lease, group=cfg.group, clock=Clock(offset), holder=holder)
+
+
+def roles(lab: Lab) -> dict[str, str]:
+    sets = lab.route53_client().list_resource_record_sets(HostedZoneId=lab.zones[ZONE])["ResourceRecordSets"]
+    return {r.get("SetIdentifier", ""): r["Failover"] for r in sets if r["Name"] == RECORD}
+
+
+# --------------------------------------------------------------------------- the table and leases
+def test_create_is_idempotent_and_switches_ttl_on(config: DynamoDbCoordination) -> None:
+    table = DynamoTable(config)
+    assert table.create() is False  # made by the fixture already
+    client = table.client
+    desc = client.describe_table(TableName=config.table)["Table"]
+    assert desc["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    ttl = client.describe_time_to_live(TableName=config.table)["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] == "ENABLED" and ttl["AttributeName"] == "ttl"
+
+
+def test_a_missing_table_is_a_clear_error(lab_aws: Lab) -> None:
+    cfg = DynamoDbCoordination(table="no-such-table", endpoint_url=lab_aws.moto_url)
+    with pytest.raises(CoordinationError, match="does not exist.*failover coordination create"):
+        leases(cfg).acquire("lease#default#service#shop", "test")
+
+
+def test_every_acquisition_increments_the_epoch_and_one_holder_at_a_time(config: DynamoDbCoordination) -> None:
+    a, b = leases(config, holder="a"), leases(config, holder="b")
+    key = a.key("service", "shop")
+    first = a.acquire(key, "run 1")
+    assert first.epoch == 1 and first.previous is None
+    with pytest.raises(LockHeld) as held:
+        b.acquire(key, "run 2")
+    assert "a at epoch 1 (run 1, lease ends in" in held.value.holder
+    assert a.release(first) is True
+    second = b.acquire(key, "run 2")
+    assert second.epoch == 2 and second.previous is None  # released, not lapsed: a clean hand-over
+    assert a.release(first) is False  # not a's any more: nothing happens
+    assert a.is_held(key) is True
+
+
+def test_a_lapsed_lease_is_taken_over_and_its_holder_is_fenced(config: DynamoDbCoordination) -> None:
+    a, later = leases(config, holder="a"), leases(config, offset=config.lease + 1, holder="b")
+    key = a.key("service", "shop")
+    mine = a.acquire(key, "run 1")
+    theirs = later.acquire(key, "run 2")  # b's clock is past a's lease: a is paused or cut off
+    assert theirs.epoch == mine.epoch + 1
+    assert theirs.previous is not None and theirs.previous["holder"] == "a"
+    assert theirs.previous["epoch"] == mine.epoch and theirs.previous["purpose"] == "run 1"
+    with pytest.raises(LeaseLost, match="epoch 1 is no longer ours.*b at epoch 2"):
+        a.renew(mine)
+    with pytest.raises(LeaseLost):  # and it stays lost
+        a.renew(mine)
+    later.renew(theirs)
+
+
+def test_dynamo_lock_fences_and_reports_epochs(config: DynamoDbCoordination) -> None:
+    lock = DynamoLock(leases(config, holder="a"))
+    other = DynamoLock(leases(config, offset=config.lease + 1, holder="b"))
+    with lock.hold("shop", "run 1"):
+        assert lock.is_held("shop")
+        lock.fence(["shop"])
+        epoch = lock.epochs(["shop"])["shop"]
+        with other.hold("shop", "run 2"):
+            assert other.epochs(["shop"])["shop"] == epoch + 1
+            assert other.taken_over(["shop"])["shop"]["holder"] == "a"
+            with pytest.raises(LeaseLost):
+                lock.fence(["shop"])
+    with pytest.raises(LeaseLost, match="not held by this process"):
+        lock.fence(["shop"])
+
+
+# --------------------------------------------------------------------------- the engine, fenced
+def dynamo_strategy(lab: Lab, tmp_path: Path, cfg: DynamoDbCoordination) -> Path:
+    data = yaml.safe_load(lab.strategy_path.read_text())
+    data["coordination"] = {"type": "dynamodb", "table": cfg.table, "endpoint_url": lab.moto_url,
+                            "lease": cfg.lease}
+    path = tmp_path / "strategy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def take_over_when(engine: FailoverEngine, event: str, cfg: DynamoDbCoordination) -> list[int]:
+    """When the engine's Route 53 client reaches ``event`` (an SDK event), a holder whose clock is
+    past the lease takes the service's lease over (once). Returns the epochs it took."""
+    taken: list[int] = []
+    usurper = leases(cfg, offset=cfg.lease + 1, holder="usurper")
+
+    def hook(**_: Any) -> None:
+        if not taken:
+            taken.append(usurper.acquire(usurper.key("service", "shop"), "usurper").epoch)
+
+    binding = engine.strategy.services["shop"].routing[0]
+    engine.adapter(binding).client.meta.events.register(event, hook)
+    return taken
+
+
+def test_the_engine_uses_dynamodb_leases_and_journals_the_epoch(lab_aws: Lab, tmp_path: Path,
+                                                                 config: DynamoDbCoordination) -> None:
+    engine = FailoverEngine(load_strategy(dynamo_strategy(lab_aws, tmp_path, config), state_dir=tmp_path / "s"))
+    assert isinstance(engine.lock, DynamoLock)
+    out = engine.run("shop", "failover", apply=True)
+    assert out.status == "succeeded", out.errors
+    assert roles(lab_aws) == {USE1: "SECONDARY", USW2: "PRIMARY"}
+    journal = next((tmp_path / "s" / "journal").glob("*.jsonl"))
+    opened = json.loads(journal.read_text().splitlines()[0])
+    assert opened["epochs"] == {"shop": 1}
+    assert not engine.lock.is_held("shop")  # released at the end
+
+
+def test_a_holder_fenced_before_its_write_writes_nothing(lab_aws: Lab, tmp_path: Path,
+                                                         config: DynamoDbCoordination) -> None:
+    engine = FailoverEngine(load_strategy(dynamo_strategy(lab_aws, tmp_path, config), state_dir=tmp_path / "s"))
+    taken = take_over_when(engine, "before-call.route53.ListResourceRecordSets", config)
+    out = engine.run("shop", "failover", apply=True)
+    assert taken == [2]
+    assert out.status == "refused"
+    assert any("lease lost before a provider write" in e for e in out.errors)
+    assert roles(lab_aws) == {USE1: "PRIMARY", USW2: "SECONDARY"}  # nothing written
+    evs = [json.loads(x) for x in (tmp_path / "s" / "events.jsonl").read_text().splitlines()]
+    assert [e["stage"] for e in evs if e["event"] == "fenced"] == ["before a provider write"]
+
+
+def test_a_holder_fenced_after_its_write_says_unknown_not_succeeded(lab_aws: Lab, tmp_path: Path,
+                                                                    config: DynamoDbCoordination) -> None:
+    engine = FailoverEngine(load_strategy(dynamo_strategy(lab_aws, tmp_path, config), state_dir=tmp_path / "s"))
+    taken = take_over_when(engine, "after-call.route53.ChangeResourceRecordSets", config)
+    out = engine.run("shop", "failover", apply=True)
+    assert taken == [2]
+    assert out.status == "unknown"  # it wrote, but another holder may act now: it cannot tell
+    assert any("lease lost before recording the outcome" in e for e in out.errors)
+    assert roles(lab_aws) == {USE1: "SECONDARY", USW2: "PRIMARY"}  # the write itself landed
+    assert json.loads(Path(out.report_path or "").read_text())["status"] == "unknown"
+
+
+# --------------------------------------------------------------------------- leader and verdicts
+def test_one_leader_and_a_successor_after_the_lease_lapses(config: DynamoDbCoordination) -> None:
+    one = Leadership(leases(config, holder="m1"), "m1")
+    two = Leadership(leases(config, holder="m2"), "m2")
+    assert one.leading() is True and two.leading() is False
+    assert one.leading() is True  # renewed
+    late = Leadership(leases(config, offset=config.lease + 1, holder="m3"), "m3")
+    assert late.leading() is True  # m1 stopped renewing as far as m3's clock says
+    assert late.changes[0]["previous"]["holder"] == "m1"
+    assert one.leading() is False and one.changes[-1]["event"] == "leader_lost"
+    assert late.current()["holder"] == "m3" and late.current()["epoch"] == 2
+
+
+def test_verdicts_are_shared_between_exchanges(config: DynamoDbCoordination) -> None:
+    import time
+
+    now = time.time()
+    ex1 = DynamoExchange(DynamoTable(config), ["east", "west", "north"], ttl=30)
+    ex2 = DynamoExchange(DynamoTable(config), ["east", "west", "north"], ttl=30)
+    ex1.publish(ObserverReport.from_verdicts("east", now, {"shop/use1": SimpleVerdict("unhealthy", "x")}))
+    ex2.publish(ObserverReport.from_verdicts("west", now - 60, {"shop/use1": SimpleVerdict("healthy")}))  # stale
+    got = {r.observer: r for r in ex2.collect(now)}
+    assert set(got) == {"east"}
+    assert got["east"].to_dict() == ex1.collect(now)[0].to_dict()
