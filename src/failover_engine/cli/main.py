@@ -352,7 +352,7 @@ def _common(p: argparse.ArgumentParser, service: str | None = "required") -> Non
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="failover", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="failover", description=__doc__.split("\n\n", maxsplit=1)[0],
                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"failover-engine {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -384,8 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--yes", action="store_true", help="really apply (default: dry run)")
             s.add_argument("--force", action="store_true", help="override safety refusals (unhealthy target, cooldown)")
             s.add_argument("--take-over", action="store_true", help="take over routing that matches no known state (edited by hand, or left half-switched): "
-                   "written over, with both values in the event log. --force never does this, nor does it ever "
-                   "overwrite a concurrent edit")
+                           "written over, with both values in the event log. --force never does this, nor does it ever "
+                           "overwrite a concurrent edit")
         s.set_defaults(func=func)
     s = sub.add_parser("region", help="fail every service active in a region over to another region")
     _common(s, None)
@@ -420,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on 127.0.0.1:PORT")
     s.add_argument("--duration", type=float, help="stop after this many seconds (default: until SIGTERM)")
     s.set_defaults(func=cmd_monitor)
+    from failover_engine.cli.coordination import add_parser as add_coordination
+
+    add_coordination(sub)
     s = sub.add_parser("import-terraform", help="build a strategy file from a Terraform directory's outputs",
                        description=IMPORT_TERRAFORM_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("dir", metavar="DIR", help="the Terraform working directory (applied)")

@@ -29,7 +29,7 @@ from typing import Any, Callable
 from failover_engine.engine.failover import FailoverEngine
 from failover_engine.core.outcome import Outcome
 from failover_engine.engine.transaction import Request
-from failover_engine.core.errors import FailoverError, StrategyError
+from failover_engine.core.errors import CoordinationError, FailoverError, StrategyError
 from failover_engine.engine.events import EventLog
 from failover_engine.detection.health import Health
 from failover_engine.config.loader import LoadedStrategy, load_strategy
@@ -128,7 +128,7 @@ class Monitor:
         self.loaded = load_strategy(self.path, state_dir=state_dir)
         self.engine = FailoverEngine(self.loaded)
         self.events = EventLog(self.loaded.state_dir / "events.jsonl")
-        self.exchange = exchange or InMemoryExchange()
+        self.exchange: VerdictExchange = exchange or InMemoryExchange()
         self.retry_after = retry_after
         self.reconcile_interval = reconcile_interval
         self._reconciled_at = time.time()
@@ -142,6 +142,21 @@ class Monitor:
         self.metrics = MonitorMetrics()
         self.metrics_port = metrics_port if metrics_port is not None else mon.metrics_port
         self.observers = [LocalObserver(o, self) for o in mon.observers if o.name in wanted]
+        # coordination: with dynamodb, the verdicts are shared in the table and one monitor of the
+        # group (the holder of the leader lease) acts; the others observe, alert and stand by
+        self.leadership: Any = None
+        self.leading = True
+        self._coordination_down: str | None = None
+        coord = self.loaded.strategy.coordination
+        if coord.type == "dynamodb":
+            from failover_engine.coordination.dynamodb import DynamoExchange, DynamoTable, Leadership, Leases
+
+            table = DynamoTable(coord)
+            if exchange is None:
+                self.exchange = DynamoExchange(table, [o.name for o in mon.observers], mon.verdict_ttl,
+                                               group=coord.group)
+            self.leadership = Leadership(Leases(table, coord.lease, group=coord.group), "+".join(wanted))
+            self.leading = False
         self.watches: dict[str, ServiceWatch] = {n: ServiceWatch() for n in self.loaded.strategy.services}
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="failover-run")
         self._mtime = self._stat()
@@ -160,7 +175,8 @@ class Monitor:
                            services=list(self.watches), pid=os.getpid())
         sched_stop = asyncio.Event()
         tasks = [asyncio.create_task(o.scheduler.run(sched_stop)) for o in self.observers]
-        self._recover_interrupted()  # a run a dead process left open is finished first, not in 30 s
+        if self.leading:
+            self._recover_interrupted()  # a run a dead process left open is finished first, not in 30 s
         try:
             while not stop.is_set():
                 try:
@@ -190,13 +206,25 @@ class Monitor:
         return max(0.02, min(1.0, fastest / 2))
 
     def tick(self, now: float) -> None:
-        for obs in self.observers:
-            self.exchange.publish(obs.report(now))
+        local = [obs.report(now) for obs in self.observers]
+        try:
+            for report in local:
+                self.exchange.publish(report)
+        except CoordinationError as exc:
+            self._coordination(str(exc))
+        self._lead()
         self._maybe_reload()
-        if now - self._reconciled_at >= self.reconcile_interval:
+        if self.leading and now - self._reconciled_at >= self.reconcile_interval:
             self._reconciled_at = now
             self._reconcile(now)
-        reports = self.exchange.collect(now)
+        try:
+            reports = self.exchange.collect(now)
+            self._coordination(None)
+        except CoordinationError as exc:
+            # the table is unreachable: keep observing and alerting on this monitor's own reports;
+            # nobody acts without a lease (the leader's lapses, the engine's cannot be taken)
+            self._coordination(str(exc))
+            reports = local
         self._batching = True
         try:
             for name in list(self.watches):
@@ -204,6 +232,35 @@ class Monitor:
         finally:
             self._batching = False
             self._flush_submissions()
+
+    def _lead(self) -> None:
+        """Whether this monitor acts: always with file coordination; with dynamodb, while it holds
+        the group's leader lease (taken when free or lapsed, renewed every tick)."""
+        if self.leadership is None:
+            return
+        was = self.leading
+        self.leading = self.leadership.leading()
+        if self.leadership.error:
+            self._coordination(self.leadership.error)
+        for change in self.leadership.changes:
+            event = change.pop("event")
+            self.events.append(event, None, **change)
+            self.log(f"{event.replace('_', ' ')}: {change.get('observer')} at epoch {change.get('epoch')}"
+                     + (f" (after {change['previous']['holder']}, whose lease lapsed)" if change.get("previous") else ""))
+        self.leadership.changes.clear()
+        self.metrics.set_leader(self.leading)
+        if self.leading and not was:
+            self._read_active_all()  # what the previous leader left: act on the truth, not a cache
+            self._recover_interrupted()
+
+    def _coordination(self, error: str | None) -> None:
+        """Log the coordination table going away and coming back, once each."""
+        if error and self._coordination_down is None:
+            self.events.append("coordination_unreachable", None, error=error)
+            self.log(f"coordination table unreachable: {error}; observing and alerting, acting only with a lease")
+        elif error is None and self._coordination_down is not None:
+            self.events.append("coordination_restored", None)
+        self._coordination_down = error if error else None
 
     def _reconcile(self, now: float) -> None:
         """Re-read the routing state of idle services (one batched read per adapter): a change
@@ -272,6 +329,10 @@ class Monitor:
         rebalance = decision.action == "rebalance"
         target = None if rebalance else next(iter(decision.target or {}), None)
         situation = f"{decision.action}:{sorted(decision.target or {}) if rebalance else target}"
+        if not self.leading:  # another monitor leads: say what this one would do, once
+            self._once(watch, f"standby:{situation}", now, lambda: self.events.append(
+                "standing_by", name, action=decision.action, target=target, reason=decision.reason))
+            return
         if watch.last_attempt and watch.last_attempt[0] == situation and now - watch.last_attempt[1] < self.retry_after:
             return
         watch.last_attempt = (situation, now)

@@ -26,6 +26,8 @@ class MonitorMetrics:
                                      ["service", "endpoint"], registry=r)
         self.flapping = Gauge("failover_service_flapping", "1 while automation is held for flapping",
                               ["service"], registry=r)
+        self.leader = Gauge("failover_monitor_leader", "1 while this monitor holds its group's leader lease "
+                            "(always 1 with file coordination)", registry=r)
         self.runs = Counter("failover_runs_total", "Failovers and failbacks by outcome",
                             ["service", "action", "outcome"], registry=r)
         self.rto = Histogram("failover_rto_seconds", "RTO: first failed probe to validated switch",
@@ -61,6 +63,9 @@ class MonitorMetrics:
 
     def set_health(self, service: str, endpoint: str, health: str) -> None:
         self.endpoint_health.labels(service, endpoint).set(HEALTH_VALUE.get(health, -1.0))
+
+    def set_leader(self, leading: bool) -> None:
+        self.leader.set(1.0 if leading else 0.0)
 
     def set_flapping(self, service: str, flapping: bool) -> None:
         self.flapping.labels(service).set(1.0 if flapping else 0.0)
