@@ -215,3 +215,19 @@ def test_verdicts_are_shared_between_exchanges(config: DynamoDbCoordination) -> 
     got = {r.observer: r for r in ex2.collect(now)}
     assert set(got) == {"east"}
     assert got["east"].to_dict() == ex1.collect(now)[0].to_dict()
+
+
+def test_a_region_run_takes_the_region_lease_and_the_service_leases(lab_aws: Lab, tmp_path: Path,
+                                                                   config: DynamoDbCoordination) -> None:
+    engine = FailoverEngine(load_strategy(dynamo_strategy(lab_aws, tmp_path, config), state_dir=tmp_path / "s"))
+    other = DynamoLock(leases(config, holder="other-controller"))
+    with other.hold("region:us-east-1", "region us-east-1 run elsewhere"):
+        with pytest.raises(LockHeld, match="other-controller"):
+            engine.run_region("us-east-1", apply=True)
+    assert roles(lab_aws) == {USE1: "PRIMARY", USW2: "SECONDARY"}
+    result = engine.run_region("us-east-1", apply=True)
+    assert result.status == "succeeded", result.to_dict()
+    assert roles(lab_aws) == {USE1: "SECONDARY", USW2: "PRIMARY"}
+    probe = leases(config, holder="reader")
+    assert probe.read(probe.key("region", "us-east-1"))["epoch"]["N"] == "2"
+    assert not probe.is_held(probe.key("service", "shop"))

@@ -403,13 +403,17 @@ class FailoverEngine:
         return svc.endpoint_names
 
     @contextlib.contextmanager
-    def hold_locks(self, names: list[str], purpose: str) -> Iterator[None]:
+    def hold_locks(self, names: list[str], purpose: str, *, region: str | None = None) -> Iterator[None]:
         """Every service's lock, taken in sorted order, all or none: a held one refuses the whole
-        run (LockHeld names the service and its holder) and releases those already taken."""
+        run (LockHeld names the service and its holder) and releases those already taken. A region
+        run also takes the region's lease first when the coordination has leases (DynamoDB): two
+        controllers never run the same region at once, whichever services they see."""
         if isinstance(self.lock, FileLock):  # its directory private before the first lock file
             private_dir(self.state_dir)
             private_dir(self.lock.directory)
         with contextlib.ExitStack() as stack:
+            if region is not None and not isinstance(self.lock, FileLock):
+                stack.enter_context(self.lock.hold(f"region:{region}", purpose))
             for n in sorted(set(names)):
                 stack.enter_context(self.lock.hold(n, purpose))
             yield

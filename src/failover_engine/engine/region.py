@@ -183,7 +183,7 @@ def run_region(engine: "FailoverEngine", region: str, *, apply: bool = False, fo
     tx = Transaction(engine, uuid.uuid4().hex[:12], force=force, take_over=take_over, kind="region", started=started)
     result = RegionOutcome(region, tx.run_id, started, apply)
     involved = [n for n, s in engine.strategy.services.items() if any(ep.region == region for ep in s.endpoints)]
-    locks = engine.hold_locks(involved, f"region {region} run {tx.run_id}") if apply else contextlib.nullcontext()
+    locks = engine.hold_locks(involved, f"region {region} run {tx.run_id}", region=region) if apply else contextlib.nullcontext()
     with locks:
         if apply:
             engine._recover_first(involved)
