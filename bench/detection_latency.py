@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: detection latency of the ProbeScheduler + SignalTracker path under full load.
 
 Target (issue "Detection engine at scale"): a failure injected at a known instant; the time
@@ -581,7 +580,7 @@ def _floats(text: str) -> list[float]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--endpoints", default="1000", help="endpoints per case: one value, or a comma list "
                         "with one value per --interval")
     parser.add_argument("--interval", default="1,0.25", help="comma list of probe intervals in seconds, one case each")

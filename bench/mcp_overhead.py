@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: the MCP server's overhead on a failover, against the same playbook run by hand.
 
 Target (issue "MCP server"): the shim (MCP call, token, lock, ansible-runner, result) adds less
@@ -155,7 +154,7 @@ class Bench:
         if check:
             cmd.append("--check")
         started = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True)
+        proc = subprocess.run(cmd, check=False, cwd=ROOT, env=self.env, capture_output=True, text=True)
         took = time.perf_counter() - started
         (d / "stdout.txt").write_text(proc.stdout + proc.stderr)
         arm = "playbook --check" if check else "playbook alone"
@@ -213,7 +212,7 @@ class Bench:
                                                           "--allow-probe", "127.0.0.1"], env=self.env, cwd=str(ROOT))
         results: list[Round] = []
         with open(self.run_dir / "server.log", "w") as errlog:
-            async with stdio_client(params, errlog=errlog) as (r, w), ClientSession(r, w) as session:
+            async with stdio_client(params, errlog=errlog) as (r, w), ClientSession(r, w) as session:  # pylint: disable=used-before-assignment  # pylint misreads the second context manager
                 await session.initialize()
                 client_doc = {k: v for k, v in self.doc.items() if k != "connections"}  # the operator's, by name
                 defined = await session.call_tool("failover.define", {"strategy": client_doc})
@@ -275,7 +274,7 @@ def render(rounds: list[Round]) -> tuple[str, dict[str, Any]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--rounds", type=int, default=5, help="rounds, each with every arm once (default 5)")
     parser.add_argument("--dir", type=Path, help="run directory (default: a new temporary one, removed at the end)")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (logs, reports, run artefacts)")

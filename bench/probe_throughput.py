@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: HTTP probe throughput of the ProbeScheduler over 1,000 and 10,000 local endpoints.
 
 Target (issue "Detection engine at scale"): at least 2,000 HTTP probes/s sustained on this
@@ -282,7 +281,7 @@ def _floats(text: str) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--endpoints", default="1000,10000", help="comma list of endpoint counts (one case each)")
     parser.add_argument("--interval", default="0.4,4", help="comma list of probe intervals in seconds, one per "
                         "endpoint count (or one for all)")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: a region failover of N services in ONE Route 53 hosted zone, as a user runs it.
 
 Targets (issue 11, at N = 1000, primary region refusing and also hanging): under 15 s wall through
@@ -503,7 +502,7 @@ def machine() -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--sizes", default="10,100,1000", help="comma-separated service counts (default 10,100,1000)")
     ap.add_argument("--modes", default="refuse,hang", help="how region A is down: refuse, hang (default both)")
     ap.add_argument("--paths", default=",".join(PATHS), help=f"paths to run (default {','.join(PATHS)})")
@@ -551,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows, args.sample)
     misses = expectations(rows)
     print("\ntargets (N = 1000): " + ("met" if not misses and EXPECT_N in args.sizes else
-                                     "not measured (N = 1000 not run)" if not misses else "MISSED\n  " + "\n  ".join(misses)))
+                                      "not measured (N = 1000 not run)" if not misses else "MISSED\n  " + "\n  ".join(misses)))
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": {**machine(), "loadavg_start": load_start}, "args": vars(args), "misses": misses,
                                                "samples": [{**asdict(s), "path_wall_s": s.path_wall_s} for s in rows]},

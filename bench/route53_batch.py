@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: fail over N services in ONE Route 53 hosted zone, batched vs one call per record.
 
 Requirement: API calls grow with hosted zones, not records (at most 2 change calls at N = 1000),
@@ -329,7 +328,7 @@ def machine() -> dict[str, Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--sizes", default="1,100,1000", help="comma-separated service counts (default 1,100,1000)")
     ap.add_argument("--modes", default="simple,failover", help="record modes: simple, failover (default both)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per case; the median is reported (default 3)")

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """An MCP session with failover-mcp, end to end, against the local lab (no cloud account).
 
 Starts the drill's lab (moto plays Route 53, two local HTTP servers play us-east-1 and
@@ -46,7 +45,7 @@ async def session(lab: Lab, home: Path, errlog) -> int:
     env.pop("FAILOVER_STRATEGY", None)
 
     async with stdio_client(server_params(home, connections, env), errlog=errlog) as (read, write), \
-            ClientSession(read, write) as s:
+            ClientSession(read, write) as s:  # pylint: disable=used-before-assignment  # pylint misreads the second context manager
         init = await s.initialize()
         tools = await s.list_tools()
         print(f"server {init.server_info.name} {init.server_info.version}; tools: "

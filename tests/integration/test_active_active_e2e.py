@@ -9,6 +9,7 @@ google-api-python-client, azure-mgmt-trafficmanager), plus the run's events on d
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 import uuid
@@ -170,7 +171,7 @@ def test_route53_member_out_and_back_keeps_the_others_in_proportion(r53: Route53
     assert r53.shares() == {"a": 0.625, "b": 0.375, "c": 0.0}  # c's 20 % spread 50:30
     assert len(calls) == 1 and changed_weights(calls[0]) == {"c": 0}  # a and b already hold their weights
     assert {r["ResourceRecords"][0]["Value"] for r in r53.records().values()} == {"192.0.2.1", "192.0.2.2",
-                                                                                 "192.0.2.3"}
+                                                                                  "192.0.2.3"}
     assert out.plan.target == {"a": 50, "b": 30} and "out: c" in out.plan.reason
     assert [e["event"] for e in run_events(engine, out)] == ["run_started", "decided", "step_applied", "succeeded"]
     status = engine.status(SERVICE, probe=False)
@@ -288,7 +289,7 @@ def test_clouddns_weighted_round_robin_member_out_and_back(gdns: Any, members, t
     conns = {"gcp-local": {"type": "clouddns", "project": PROJECT, "endpoint_url": gdns.url,
                            "credentials": "anonymous", "max_attempts": 2}}
     engine = engine_for(write_strategy(tmp_path, conns, service(members, routing)), tmp_path)
-    posts = lambda: gdns.calls("POST", "/changes")  # noqa: E731
+    posts = functools.partial(gdns.calls, "POST", "/changes")
     gdns.requests.clear()
 
     assert engine.run(SERVICE, "rebalance", apply=True).status == "noop" and posts() == []
@@ -552,7 +553,7 @@ def test_monitor_with_manual_failover_alerts_and_changes_nothing(r53: Route53Wei
 
 
 def test_min_capacity_refuses_when_the_remaining_members_lack_capacity(r53: Route53Weights, members,
-                                                                        tmp_path: Path):
+                                                                       tmp_path: Path):
     """Members declare capacity 6/4/2; the rule needs 9: losing b (4) leaves 8 -> refused, nothing
     changed; losing c (2) leaves 10 -> allowed."""
     r53.seed(ALL)

@@ -332,7 +332,7 @@ def test_an_unknown_zone_or_profile_is_the_adapters_error_naming_it(main_harness
         ad.read([binding])
 
     err = exc.value
-    assert type(err) is h.error and type(err) is not AdapterError
+    assert err.__class__ is h.error and err.__class__ is not AdapterError
     assert name in str(err) and name in (err.resource or "")
     assert str(err).startswith(f"{h.kind} [")  # the adapter, then the resource
     assert err.code and h.sleeps == []  # a 404 is final: not retried
@@ -348,7 +348,7 @@ def test_a_persistent_5xx_is_the_adapters_error_after_bounded_attempts(main_harn
     with pytest.raises(AdapterError) as exc:
         ad.apply(changes)
 
-    assert type(exc.value) is h.error, repr(exc.value)
+    assert exc.value.__class__ is h.error, repr(exc.value)
     # bounded, and the SDK does not retry on its own; after the write's attempts, a read may try to
     # confirm what a write whose answer was a 5xx did (with its own bounded attempts)
     assert requests() == ad.calls and MAX_ATTEMPTS <= ad.calls <= 2 * MAX_ATTEMPTS
@@ -366,7 +366,7 @@ def test_a_closed_endpoint_is_the_adapters_error_naming_where(main_harness: Harn
     with pytest.raises(AdapterError) as exc:
         ad.read([h.binding])
 
-    assert type(exc.value) is h.error, repr(exc.value)
+    assert exc.value.__class__ is h.error, repr(exc.value)
     assert f"127.0.0.1:{closed_port}" in str(exc.value) and "reach" in str(exc.value)
     assert 1 <= ad.calls <= MAX_ATTEMPTS
 

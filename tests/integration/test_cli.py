@@ -53,7 +53,7 @@ def failover(lab: Lab, *args: str, state_dir: Path | None = None) -> subprocess.
     """Run ``failover ARGS [--state-dir STATE_DIR]`` with the lab's environment."""
     env = {**lab.child_env(), "FAILOVER_STRATEGY": str(lab.strategy_path)}
     argv = [str(FAILOVER), *args] + (["--state-dir", str(state_dir)] if state_dir is not None else [])
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=45)
+    return subprocess.run(argv, check=False, env=env, capture_output=True, text=True, timeout=45)
 
 
 def roles(lab: Lab) -> dict[str, str]:

@@ -110,7 +110,7 @@ def test_switch_is_one_atomic_change_and_reads_back(emulator: CloudDnsEmulator, 
     assert receipt.calls == 2 and receipt.batches == [
         {"zone": ZONE, "change_id": "2", "status": "pending", "additions": 1, "deletions": 1}]
     state = adapter.read([b])
-    assert state == {k: v for k, v in adapter.desired(b, {"usw2": 100}).items()}
+    assert state == dict(adapter.desired(b, {"usw2": 100}))
     assert adapter.active_of(b, state) == {"usw2": 100}
     assert [c["status"] for c in emulator.changes(PROJECT, ZONE)] == ["done", "done", "done"]
 

@@ -161,7 +161,7 @@ def test_route53_a_batch_whose_answer_was_lost_is_confirmed_by_reading(lab_aws: 
 
 
 def test_route53_a_batch_held_past_read_timeout_is_unknown_after_about_read_timeout(lab_aws: Any,
-                                                                                   fault_proxy: Any) -> None:
+                                                                                    fault_proxy: Any) -> None:
     proxy = fault_proxy(lab_aws.moto_url, "aws")
     proxy.inject("timeout", at=1, hold=30)  # held, never forwarded, never answered
     ad, b = r53(proxy.url, read_timeout=TIMEOUT), r53_binding()
@@ -181,7 +181,7 @@ def test_route53_a_batch_held_past_read_timeout_is_unknown_after_about_read_time
 
 
 def test_route53_a_silent_endpoint_fails_a_read_after_read_timeout(silent_port: int,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
@@ -279,7 +279,7 @@ def test_clouddns_a_change_whose_answer_was_lost_is_confirmed_by_reading(cdns: A
 
 
 def test_clouddns_a_change_held_past_read_timeout_is_unknown_after_about_read_timeout(cdns: Any,
-                                                                                     fault_proxy: Any) -> None:
+                                                                                      fault_proxy: Any) -> None:
     proxy = fault_proxy(cdns.emulator.url, "google")
     proxy.inject("timeout", at=1, hold=30)
     ad = cdns_adapter(proxy.url, read_timeout=TIMEOUT)
@@ -409,7 +409,7 @@ def test_trafficmanager_a_failing_profile_keeps_written_and_unknown_exact(tm: An
 
 
 def test_trafficmanager_a_patch_held_past_read_timeout_is_unknown_after_about_read_timeout(tm: Any,
-                                                                                         fault_proxy: Any) -> None:
+                                                                                           fault_proxy: Any) -> None:
     proxy = tm_proxy(tm, fault_proxy)
     proxy.inject("timeout", at=1, hold=30)
     ad = tm_adapter(tm, proxy.url, read_timeout=TIMEOUT)

@@ -80,7 +80,7 @@ def run_drill(cloud: str, run_dir: Path) -> tuple[subprocess.CompletedProcess[st
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_HOME": str(run_dir.parent / "ansible-home")}
     started = time.monotonic()
-    proc = subprocess.run([str(FAILOVER), "drill", "--cloud", cloud, "--dir", str(run_dir)], cwd=REPO, env=env,
+    proc = subprocess.run([str(FAILOVER), "drill", "--cloud", cloud, "--dir", str(run_dir)], check=False, cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     return proc, time.monotonic() - started
 

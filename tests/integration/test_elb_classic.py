@@ -7,7 +7,7 @@ holds with a boto3 client of its own. Zone members are probed over HTTP (local s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import boto3
 import pytest
@@ -72,7 +72,7 @@ def switch(adapter: ClassicElbAdapter, binding: ClassicElbRouting, assignment: d
 
 # --------------------------------------------------------------------------- the adapter
 def test_disable_one_zone_then_idempotent_then_reenable_on_failback(elb: Any, adapter: ClassicElbAdapter,
-                                                                      binding: ClassicElbRouting):
+                                                                    binding: ClassicElbRouting):
     assert adapter.active_of(binding, adapter.read([binding])) == {"a": 100, "b": 100, "c": 100}
     ops = calls_to_elb(adapter)
 
@@ -93,7 +93,7 @@ def test_disable_one_zone_then_idempotent_then_reenable_on_failback(elb: Any, ad
 
 
 def test_moving_zones_enables_first_in_one_call_then_disables_in_one_call(elb: Any, adapter: ClassicElbAdapter,
-                                                                           binding: ClassicElbRouting):
+                                                                          binding: ClassicElbRouting):
     switch(adapter, binding, {"a": 100})
     assert enabled_zones(elb) == ["us-east-1a"]
     ops = calls_to_elb(adapter)
@@ -104,7 +104,7 @@ def test_moving_zones_enables_first_in_one_call_then_disables_in_one_call(elb: A
 
 
 def test_disabling_every_zone_is_refused_before_any_call(elb: Any, adapter: ClassicElbAdapter,
-                                                          binding: ClassicElbRouting):
+                                                         binding: ClassicElbRouting):
     ops = calls_to_elb(adapter)
     for nobody in ({}, {"a": 0, "b": 0, "c": 0}, {"elsewhere": 100}):
         with pytest.raises(ElbError, match="every availability zone of web-classic") as err:
@@ -166,7 +166,7 @@ def engine_for(lab: Lab, servers: dict[str, Any], tmp_path: Path, capacity: int 
 
 
 def test_engine_disables_the_failing_zone_and_enables_it_on_failback(lab_aws: Lab, elb: Any, zone_servers,
-                                                                      tmp_path: Path):
+                                                                     tmp_path: Path):
     engine = engine_for(lab_aws, zone_servers, tmp_path)
     assert engine.run(SERVICE, "rebalance", apply=True).status == "noop"
 

@@ -398,7 +398,7 @@ def test_unknown_service_and_endpoint(lab: Lab, make_engine, state_dir: Path) ->
 
 def test_missing_hosted_zone(lab: Lab, make_engine, tmp_path: Path) -> None:
     path = strategy_copy(lab, tmp_path, lambda d: shop(d)["routing"][0].update(hosted_zone="nope.example.",
-                                                                              record="shop.nope.example."))
+                                                                               record="shop.nope.example."))
     before = rrsets(lab)
 
     with pytest.raises(Route53Error) as info:
@@ -435,7 +435,7 @@ def _files_text(directory: Path) -> str:
 
 
 def test_secrets_never_reach_the_event_log_reports_or_state(lab: Lab, make_engine, tmp_path: Path,
-                                                           state_dir: Path) -> None:
+                                                            state_dir: Path) -> None:
     def edit(d: dict[str, Any]) -> None:
         svc = shop(d)
         for ep in svc["endpoints"]:
@@ -594,7 +594,7 @@ def test_region_run_refuses_services_outside_the_confirmed_plan(lab: Lab, make_e
 
 
 def test_region_run_refuses_a_confirmed_service_that_no_longer_needs_to_move(lab: Lab, make_engine,
-                                                                            state_dir: Path) -> None:
+                                                                             state_dir: Path) -> None:
     engine = make_engine()
     fp = engine.plan("shop", "switch", "usw2").fingerprint()
     assert engine.run("shop", "switch", "usw2", apply=True).status == "succeeded"

@@ -413,7 +413,7 @@ def operator_edit(clouds: ThreeClouds) -> Callable[[Call], None]:
 
 @pytest.mark.parametrize("force", [False, True], ids=["plain", "force"])
 def test_an_operator_edit_between_our_read_and_our_write_is_refused_and_kept(clouds: ThreeClouds,
-                                                                            force: bool) -> None:
+                                                                             force: bool) -> None:
     clouds.lab.regions["use1"].set_mode("down")
     engine = clouds.engine()
     # the first ChangeResourceRecordSets: after the plan's read and the adapter's check read, before it lands

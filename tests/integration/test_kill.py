@@ -56,7 +56,7 @@ from failover_engine.engine.journal import JournalState, journals, open_journals
 from failover_engine.engine.metrics import history
 from faultproxy import Call
 from test_cross_cloud import KINDS, R53_RECORD, R53_ZONE, TM_NAMES
-from test_fault_matrix import (PLAN, WRITES, Pos, ThreeClouds, brief_event, brief_snapshot, clouds,  # noqa: F401
+from test_fault_matrix import (PLAN, WRITES, Pos, ThreeClouds, brief_event, brief_snapshot, clouds,  # noqa: F401  # pylint: disable=unused-import  # clouds: a fixture
                                consistent)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -107,7 +107,7 @@ class Child:
 
 
 def cli(clouds: ThreeClouds, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(FAILOVER), *args], env=clouds.lab.child_env(), capture_output=True, text=True,
+    return subprocess.run([str(FAILOVER), *args], check=False, env=clouds.lab.child_env(), capture_output=True, text=True,
                           timeout=CHILD_DEADLINE)
 
 
@@ -254,7 +254,7 @@ def finish_and_check(clouds: ThreeClouds, strategy: Path, k: Killed, mode: str, 
                         f"history: {[(r['status'], Path(r['report']).name) for r in rows]}")
     for run_id in open_ids:
         said = [e["event"] for e in events if e.get("run_id") == run_id and e["event"] in ("run_interrupted",
-                                                                                            "recovered")]
+                                                                                           "recovered")]
         # each recovery attempt says run_interrupted (one that died says nothing more); one says recovered
         if not said or said[0] != "run_interrupted" or said[-1] != "recovered" or said.count("recovered") != 1:
             problems.append(f"events of the interrupted run {run_id}: {said}, not run_interrupted ... recovered")
@@ -352,7 +352,7 @@ def test_a_kill_inside_the_traffic_manager_step_leaves_no_endpoint_on_a_parked_p
     assert k.open and set(priorities.values()) - {1, 2}, (  # the precondition: killed with an endpoint parked
         f"no parked priority after the kill: {priorities}\n" + describe(clouds, k))
     finish_and_check(clouds, strategy, k, mode, use_cli=False)
-    after = {n: e for n, e in clouds.providers.snapshot("trafficmanager")["trafficmanager"].items()}
+    after = dict(clouds.providers.snapshot("trafficmanager")["trafficmanager"])
     assert {n: (e["priority"], e["status"]) for n, e in after.items()} == {
         TM_NAMES["usw2"]: (1, "Enabled"), TM_NAMES["use1"]: (2, "Enabled")}, describe(clouds, k)
 
@@ -379,7 +379,7 @@ def region_strategy(clouds: ThreeClouds, name: str) -> Path:
     cart["description"] = "a second service in the same hosted zone"
     cart["routing"][0]["record"] = CART_RECORD
     r53 = clouds.providers.route53
-    sets = [r for r in clouds.providers.route53_records()]
+    sets = list(clouds.providers.route53_records())
     r53.change_resource_record_sets(HostedZoneId=clouds.lab.zones[R53_ZONE], ChangeBatch={"Changes": [
         {"Action": "CREATE", "ResourceRecordSet": {**r, "Name": CART_RECORD}} for r in sets]})
     path = clouds.workdir / name / "strategy.yaml"

@@ -150,8 +150,8 @@ def test_region_rejects_unknown_mode_and_options(region: RegionServer) -> None:
 def test_control_api_switches_modes(lab: Lab) -> None:
     use1 = lab.regions["use1"]
     assert control(lab, "/regions/use1/down") == (200, {"region": "use1", "url": use1.url, "port": use1.port,
-                                                          "mode": "down", "delay_ms": None,
-                                                          "blocked_sources": []})
+                                                        "mode": "down", "delay_ms": None,
+                                                        "blocked_sources": []})
     assert refuses(use1.url)
     status, body = control(lab, "/regions/use1/slow?ms=120")
     assert (status, body["mode"], body["delay_ms"]) == (200, "slow", 120)

@@ -504,7 +504,7 @@ def test_sigterm_during_a_failover_lets_the_run_finish(lab: Lab, tmp_path: Path,
     assert roles(lab) == STEADY  # rolled back: never half-applied
     assert events.all()[-1]["event"] == "monitor_stopped" and events.all()[-1]["t"] >= run[-1]["t"]
     ends = {e["run_id"] for e in events.all() if e["event"] in ("succeeded", "rolled_back", "rollback_failed",
-                                                                 "refused", "noop", "errored", "failed")}
+                                                                "refused", "noop", "errored", "failed")}
     assert {e["run_id"] for e in events.all("run_started")} <= ends  # no run started without an end
     assert "waiting for 1 running failover(s) to finish" in err
 

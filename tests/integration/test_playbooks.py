@@ -98,7 +98,7 @@ class Ansible:
     def playbook(self, playbook: str | Path, *args: str, cwd: Path = REPO, timeout: float = 120,
                  **env: str) -> Run:
         cmd = [str(ANSIBLE_PLAYBOOK), str(playbook), *args]
-        proc = subprocess.run(cmd, cwd=cwd, env={**self.env, **env}, capture_output=True, text=True,
+        proc = subprocess.run(cmd, check=False, cwd=cwd, env={**self.env, **env}, capture_output=True, text=True,
                               timeout=timeout)
         return Run(cmd, proc.returncode, proc.stdout, proc.stderr)
 

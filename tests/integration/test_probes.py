@@ -30,7 +30,7 @@ from failover_engine.core.errors import ProbeConfigError, UnknownEndpointError
 from failover_engine.detection.health import Health
 from failover_engine.core.model import CommandProbe, DnsProbe, HttpProbe, PythonProbe, Service, TcpProbe
 from failover_engine.core.model import parse_nameserver
-from failover_engine.detection.results import FailureKind, ProbeFailed
+from failover_engine.detection.results import FailureKind
 from failover_engine.detection.probes import cert_not_after, probe_all, probe_many, probe_once
 
 pytestmark = pytest.mark.integration
@@ -523,7 +523,7 @@ def test_dns_answer_holds_expected_values(name, rtype, expect, dns_server):
     result = probe_once(DnsProbe(name=name, record_type=rtype, nameserver=server.address, expect=expect),
                         timeout=TIMEOUT, endpoint="dns")
     assert (result.ok, result.kind, result.endpoint) == (True, FailureKind.none, "dns"), result.reason
-    assert result.reason.startswith(f"ok ") and result.latency_ms is not None
+    assert result.reason.startswith("ok ") and result.latency_ms is not None
     assert server.queries[-1][1:] == (name + ".", rtype)
 
 
@@ -583,7 +583,7 @@ def test_invalid_nameserver_is_refused_at_load_and_an_error_result_at_run(text):
 # --------------------------------------------------------------------------- command
 def py_command(code: str, expect_exit: list[int] | None = None) -> CommandProbe:
     return CommandProbe(argv=[sys.executable, "-c", textwrap.dedent(code)], **({"expect_exit": expect_exit}
-                                                                                  if expect_exit else {}))
+                                                                               if expect_exit else {}))
 
 
 def test_command_exit_code():

@@ -126,7 +126,7 @@ def test_on_failure_continue_moves_traffic_and_says_so(lab: Lab, tmp_path: Path,
 
 
 def test_no_promotion_when_traffic_goes_to_an_endpoint_that_needs_none(lab: Lab, tmp_path: Path,
-                                                                        standby_dir: Path) -> None:
+                                                                       standby_dir: Path) -> None:
     engine = engine_with(lab, tmp_path, {"dir": str(standby_dir), "vars": {"standby_capacity": 2},
                                          "endpoints": ["use1"]})
     plan = engine.plan("shop", "failover")
@@ -135,7 +135,6 @@ def test_no_promotion_when_traffic_goes_to_an_endpoint_that_needs_none(lab: Lab,
     fp2, fp3 = (engine_with(lab, tmp_path, {"dir": str(standby_dir), "vars": {"standby_capacity": 2}})
                 .plan("shop", "failover").fingerprint(), other.plan("shop", "failover").fingerprint())
     assert fp2 != fp3  # a confirmed plan covers its promotion too
-
 
 
 def test_a_failed_scale_back_is_reported_and_the_failback_stands(lab: Lab, tmp_path: Path, standby_dir: Path) -> None:

@@ -162,7 +162,7 @@ def test_progress_lines_appear_while_the_module_runs_before_its_result(lab: Lab,
 
 
 def test_every_progress_line_is_shown_once_in_the_order_written(lab: Lab, env: dict[str, str],
-                                                                 tmp_path: Path) -> None:
+                                                                tmp_path: Path) -> None:
     """With a progress_file of the user's, the lines shown are exactly those the module appended
     (the file's earlier content is not shown again, and the file is kept)."""
     progress_file = tmp_path / "progress.log"
@@ -202,7 +202,7 @@ def test_a_missing_input_stops_the_play_before_the_module_runs(lab: Lab, env: di
 
 
 def test_a_module_failure_is_reported_as_the_module_reported_it(lab: Lab, env: dict[str, str],
-                                                                 tmp_path: Path) -> None:
+                                                                tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text("version: 1\nservices:\n  alpha: 1\n", encoding="utf-8")
 

@@ -343,10 +343,10 @@ def test_a_timeout_that_fires_late_on_a_starved_loop_is_not_counted(silent_tcp_s
     waiting = [0]  # probes inside run_probe now (their start time already taken by the scheduler)
     real_run_probe = scheduler_module.run_probe
 
-    async def counted(*args, **kwargs):
+    async def counted(spec, *, timeout, **kwargs):
         waiting[0] += 1
         try:
-            return await real_run_probe(*args, **kwargs)
+            return await real_run_probe(spec, timeout=timeout, **kwargs)
         finally:
             waiting[0] -= 1
 

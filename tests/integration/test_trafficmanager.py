@@ -334,7 +334,7 @@ def test_an_endpoint_missing_from_the_profile_reads_as_none_and_is_not_created(e
     seed(em, use1={"priority": 1})
     ad, b = adapter(em), binding()
     state = ad.read([b])
-    assert [v for v in state.values()] == [{"priority": 1, "endpoint_status": "Enabled"}, None]
+    assert list(state.values()) == [{"priority": 1, "endpoint_status": "Enabled"}, None]
     assert ad.active_of(b, state) is None
     with pytest.raises(TrafficManagerError, match="changes existing endpoints only"):
         ad.apply([Change(k, state[k], v) for k, v in ad.desired(b, {"usw2": 100}).items()])

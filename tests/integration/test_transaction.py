@@ -112,7 +112,7 @@ def test_a_region_of_many_services_moves_in_one_batch_with_a_region_outcome(lab:
 
 
 def test_a_service_refused_by_its_rules_does_not_stop_the_others(lab: Lab, tmp_path: Path,
-                                                                  free_port: int) -> None:
+                                                                 free_port: int) -> None:
     def edit(d: dict[str, Any]) -> None:  # svc001's standby probes a closed port: it fails its checks
         d["services"]["svc001"]["endpoints"][1]["probe"] = {"type": "http",
                                                             "url": f"http://127.0.0.1:{free_port}/health"}
@@ -222,7 +222,7 @@ def test_force_does_not_overwrite_hand_edited_routing_but_take_over_does(lab: La
 
 # --------------------------------------------------------------------------- read-back cannot be read
 def test_a_read_back_that_cannot_be_read_ends_unverified_with_the_cooldown_armed(lab: Lab, tmp_path: Path,
-                                                                                   fault_proxy: Any) -> None:
+                                                                                 fault_proxy: Any) -> None:
     proxy = fault_proxy(lab.moto_url, flavor="aws")
 
     def edit(d: dict[str, Any]) -> None:

@@ -271,7 +271,7 @@ def engine_for(tmp_path: Path, em: ZonalShiftEmulator, zones: dict[str, Any]) ->
 
 
 def test_engine_shifts_away_from_a_failing_zone_and_back(tmp_path: Path, emulator: ZonalShiftEmulator,
-                                                          zones: dict[str, Any]) -> None:
+                                                         zones: dict[str, Any]) -> None:
     engine = engine_for(tmp_path, emulator, zones)
     assert engine.run("web", "rebalance", apply=True).status == "noop"
     zones["b"].status = 503
@@ -300,7 +300,7 @@ def test_engine_never_takes_two_zones_out(tmp_path: Path, emulator: ZonalShiftEm
 
 
 def test_engine_refuses_to_remove_the_last_healthy_zone(tmp_path: Path, emulator: ZonalShiftEmulator,
-                                                         zones: dict[str, Any]) -> None:
+                                                        zones: dict[str, Any]) -> None:
     engine = engine_for(tmp_path, emulator, zones)
     zones["c"].status = 503
     assert engine.run("web", "rebalance", apply=True).status == "succeeded"

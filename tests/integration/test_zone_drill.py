@@ -56,7 +56,7 @@ def test_zone_drill_takes_a_zone_out_and_back_reporting_both_rtos(tmp_path: Path
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_HOME": str(tmp_path / "ansible-home")}
     started = time.monotonic()
-    proc = subprocess.run([str(FAILOVER), "drill", "--cloud", "zone", "--dir", str(run_dir)], cwd=REPO, env=env,
+    proc = subprocess.run([str(FAILOVER), "drill", "--cloud", "zone", "--dir", str(run_dir)], check=False, cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     took = time.monotonic() - started
 
@@ -146,7 +146,7 @@ def run_check(lab: Lab, tmp_path: Path) -> tuple[subprocess.CompletedProcess[str
            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"), "ANSIBLE_HOME": str(tmp_path / "ansible-home"),
            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CALLBACK_RESULT_FORMAT": "json",
            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    proc = subprocess.run([str(ANSIBLE_PLAYBOOK), str(playbook), "-v"], cwd=REPO, env=env,
+    proc = subprocess.run([str(ANSIBLE_PLAYBOOK), str(playbook), "-v"], check=False, cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
     m = re.search(r"^(?:ok|changed|fatal): \[localhost\](?:: FAILED!)? => ", proc.stdout, re.M)
     assert m, f"no module result\n{proc.stdout}\n{proc.stderr}"
@@ -200,7 +200,7 @@ def test_active_active_drill_takes_a_member_out_and_back_on_route53_weights(tmp_
     run_dir = tmp_path / "weighted"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_HOME": str(tmp_path / "ansible-home")}
-    proc = subprocess.run([str(FAILOVER), "drill", "--cloud", "weighted", "--dir", str(run_dir)], cwd=REPO,
+    proc = subprocess.run([str(FAILOVER), "drill", "--cloud", "weighted", "--dir", str(run_dir)], check=False, cwd=REPO,
                           env=env, capture_output=True, text=True, timeout=120)
 
     assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"

@@ -66,7 +66,7 @@ def test_equal_redistribution_gives_every_healthy_member_the_same_weight():
 
 
 @pytest.mark.parametrize("failback, stable, back", [("automatic", 61.0, True), ("automatic", 10.0, False),
-                                                     ("manual", 1000.0, False)])
+                                                    ("manual", 1000.0, False)])
 def test_automatic_return_needs_the_stable_period_and_the_policy(failback, stable, back):
     current = {"a": 50, "b": 30}
     d = select_target(service(failback=failback), verdicts(a="healthy", b="healthy", c="healthy"), current,

@@ -246,7 +246,7 @@ def test_attrs_of_reads_each_known_shape():
     assert attrs_of(pb_rrset()) == {"ttl": 60, "primary": ["192.0.2.1"], "trickle_ratio": 0.1,
                                     "backup": [{"location": "us-west1", "values": ["192.0.2.2"]}]}
     wrr = {"ttl": 60, "routingPolicy": {"wrr": {"items": [{"rrdatas": ["192.0.2.2"]},  # weight 0 is left out
-                                                           {"weight": 3, "rrdatas": ["192.0.2.1"]}]}}}
+                                                          {"weight": 3, "rrdatas": ["192.0.2.1"]}]}}}
     assert attrs_of(wrr) == {"ttl": 60, "wrr": [{"weight": 3.0, "values": ["192.0.2.1"]},
                                                 {"weight": 0.0, "values": ["192.0.2.2"]}]}
 

@@ -42,7 +42,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -127,7 +127,7 @@ CLOUDDNS = {
                       {"name": "west", "role": "standby", "region": "us-west1"}],
         "routing": [{"adapter": "clouddns", "connection": "gcp", "managed_zone": "example", "record": "api.example.com.",
                      "type": "AAAA", "ttl": 30, "endpoints": {"east": {"values": ["2001:db8::1"]},
-                                                             "west": {"values": ["2001:db8::2"]}}}],
+                                                              "west": {"values": ["2001:db8::2"]}}}],
         "detection": {"interval": 5, "timeout": 2},
     }},
 }
@@ -412,7 +412,7 @@ def rejected_cases(draw: Any, kind: str | None = None) -> Case:
         return Case(dump(doc, style).encode(), kind, _dotted(path), None)
     if kind == "unknown-field":
         path = draw(st.sampled_from([p for p in _mappings(doc) if not (p and p[-1] in ("endpoints", "connections",
-                                                                                        "services", "args"))]))
+                                                                                       "services", "args"))]))
         _get(doc, path)["colour"] = "blue"
         return Case(dump(doc, style).encode(), kind, _dotted((*path, "colour")), "unknown field")
     if kind == "missing-field":

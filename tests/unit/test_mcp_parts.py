@@ -299,7 +299,7 @@ K2 = ResourceKey("route53", "Z1", "shop.example.com.", "A", "usw2")
 
 def _plan(after_weight: int = 0, reason: str = "r", service: str = "shop") -> Plan:
     step = PlanStep(0, "route53", "aws", "flip", (Change(K1, {"weight": 100}, {"weight": after_weight}),
-                                                 Change(K2, {"weight": 0}, {"weight": 100})))
+                                                  Change(K2, {"weight": 0}, {"weight": 100})))
     return Plan(service, "failover", {"use1": 100}, {"usw2": 100}, reason, (step,))
 
 

@@ -177,7 +177,7 @@ def test_define_never_raises_and_never_stores_refused_input(tools: FailoverMcp, 
     "probe": json_value, "routing": st.lists(json_value, max_size=3)})), max_size=3),
     service=st.sampled_from(TEMPLATES), replace=st.booleans())
 def test_configure_never_raises_and_never_stores_refused_input(tools: FailoverMcp, standbys: list[Any],
-                                                                service: str, replace: bool) -> None:
+                                                               service: str, replace: bool) -> None:
     try:
         parsed = [StandbyIn.model_validate(s) for s in standbys]
     except ValidationError:

@@ -12,7 +12,6 @@ from failover_engine.adapters import adapter_class, make_adapter
 from failover_engine.adapters.base import Capability
 from failover_engine.adapters.route53 import (
     MAX_RECORDS_PER_BATCH,
-    MAX_VALUE_CHARS_PER_BATCH,
     RETRYABLE,
     Route53Adapter,
     fqdn,

@@ -46,7 +46,7 @@ def feed(t: SignalTracker, clock: FakeClock, results: list[ProbeResult]) -> list
 
 def pattern(text: str, start: float = T0, step: float = 1.0) -> list[ProbeResult]:
     """'S' success (10 ms), 'L' slow success (500 ms), 'F' refused, 'T' timeout, 'D' dns."""
-    make = {"S": lambda at: ok(at), "L": lambda at: ok(at, 500.0), "F": lambda at: fail(at),
+    make = {"S": ok, "L": lambda at: ok(at, 500.0), "F": fail,
             "T": lambda at: fail(at, FailureKind.timeout), "D": lambda at: fail(at, FailureKind.dns)}
     return [make[c](start + i * step) for i, c in enumerate(text)]
 

@@ -35,7 +35,7 @@ import yaml
 from pydantic import ValidationError
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
-from yaml.events import AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent
+from yaml.events import AliasEvent, MappingEndEvent, ScalarEvent, SequenceEndEvent
 from yaml.resolver import Resolver
 
 try:  # libyaml: the scanner and parser in C (event by event); the composer below stays in Python

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import math
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -62,9 +63,9 @@ class ScheduledProbe:
 
     def __post_init__(self) -> None:
         problems = []
-        if not self.interval > 0:
+        if math.isnan(self.interval) or self.interval <= 0:
             problems.append(f"interval must be positive (got {self.interval})")
-        if not self.timeout > 0:
+        if math.isnan(self.timeout) or self.timeout <= 0:
             problems.append(f"timeout must be positive (got {self.timeout})")
         if not 0 <= self.jitter <= 0.5:
             problems.append(f"jitter must be between 0 and 0.5 (got {self.jitter})")

@@ -111,6 +111,7 @@ def _recover_service(engine: "FailoverEngine", j: JournalState, service: str, *,
     engine.progress(f"{service}: recovering interrupted run {j.run_id} ({direction}: {why})")
     engine.events.append("run_interrupted", service, run_id=j.run_id, holder=j.holder, journal=str(j.path),
                          groups_started=len(j.started_groups), groups_ended=len(j.ended_groups), found=reason)
+
     def journal(gid: str, keys: list[Any], ok: bool | None) -> None:
         # recovery's own writes go into the dead run's journal: a recovery killed mid-way leaves
         # them as "started", and the next one finishes them too (e.g. a parked priority)

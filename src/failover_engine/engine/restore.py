@@ -114,7 +114,7 @@ def restore(engine: "FailoverEngine", plans: dict[str, Any], *, ours: Callable[[
 
 
 def read_tolerant(engine: "FailoverEngine", names: list[str]) -> tuple[dict[ResourceKey, Attrs | None],
-                                                                      dict[ResourceKey, str]]:
+                                                                       dict[ResourceKey, str]]:
     """Every resource of the services, read per adapter and connection: (what was read, and the
     keys of the groups that could not be read with the error), so one unreachable provider does
     not hide what the others hold."""

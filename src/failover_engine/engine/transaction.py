@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
@@ -204,7 +205,7 @@ class Transaction:
         for name in movers:
             plan, out = self.plans[name], self.outcomes[name]
             if plan.promotion and plan.promotion.get("when") == "before_traffic":
-                ev = lambda event, _n=name, **kw: self.ev(event, _n, **kw)  # noqa: E731
+                ev = functools.partial(self.ev, service=name)
                 self.flush()
                 if not self.engine._terraform_apply(plan, out, ev):
                     if plan.promotion.get("on_failure") != "continue":
@@ -407,7 +408,7 @@ class Transaction:
             res, out, svc = results[name], self.outcomes[name], self.engine.loaded.service(name)
             plan = self.plans[name]
             if current is None and svc.validation.read_back and not [r for r in res.reasons
-                                                                    if not r.startswith("read-back failed")]:
+                                                                     if not r.startswith("read-back failed")]:
                 out.status = "unverified"
                 out.errors.extend(res.reasons)
                 self.engine._record_success(name, plan)  # traffic moved: the cooldown holds
@@ -453,7 +454,7 @@ class Transaction:
 
     def _probe_validation(self, names: list[str], results: dict[str, ValidationResult]) -> None:
         wants: dict[str, list[tuple[str, Any]]] = {n: self.engine._validation_probes(self.engine.loaded.service(n),
-                                                                                      self.plans[n]) for n in names}
+                                                                                     self.plans[n]) for n in names}
         pending = {n: list(range(len(w))) for n, w in wants.items() if w}
         attempts: dict[tuple[str, int], list[Any]] = {}
         round_no = 0

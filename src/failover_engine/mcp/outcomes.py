@@ -10,6 +10,11 @@ from failover_engine.mcp.models import BlastRadius, Condition, RunOutcome, Servi
 from failover_engine.mcp.policy import mask_headers
 
 
+def _unique(items: list[str]) -> list[str]:
+    """The items without repeats, sorted."""
+    return sorted(dict.fromkeys(items))
+
+
 def blast_radius(plans: list[Plan]) -> BlastRadius:
     records, providers, ins, outs, services = [], [], [], [], []
     for p in plans:
@@ -25,8 +30,7 @@ def blast_radius(plans: list[Plan]) -> BlastRadius:
         new = {n for n, w in p.target.items() if w > 0}
         ins.extend(f"{p.service}/{n}" for n in sorted(new - cur))
         outs.extend(f"{p.service}/{n}" for n in sorted(cur - new))
-    uniq = lambda xs: sorted(dict.fromkeys(xs))  # noqa: E731
-    return BlastRadius(services=uniq(services), records=uniq(records), providers=uniq(providers),
+    return BlastRadius(services=_unique(services), records=_unique(records), providers=_unique(providers),
                        endpoints_in=ins, endpoints_out=outs)
 
 

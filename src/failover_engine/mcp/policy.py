@@ -482,4 +482,3 @@ def mask_headers(node: Any) -> Any:
     if isinstance(node, list):
         return [mask_headers(v) for v in node]
     return node
-

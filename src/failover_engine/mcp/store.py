@@ -188,7 +188,7 @@ class StrategyStore:
                 bindings = sb.get("routing") or []
                 if len(bindings) != len(routing):
                     problems.append(_problem(f"standbys[{i}].routing", f"give one binding per routing entry of "
-                                                                     f"{service!r} ({len(routing)}), in order; got {len(bindings)}"))
+                                             f"{service!r} ({len(routing)}), in order; got {len(bindings)}"))
             endpoints = list(svc.get("endpoints") or [])
             old_standbys = [e.get("name") for e in endpoints if e.get("role") == "standby"]
             removed = [n for n in old_standbys if n not in names] if replace else []
