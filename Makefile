@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CLOUD  ?= aws
 CLOUDS := aws gcp azure multi terraform
 
-.PHONY: all drill drill-all zone-drill aa-drill zone-drill test unit integration bench lint collections clean help
+.PHONY: all drill drill-all zone-drill aa-drill zone-drill test unit integration bench lint sanity ansible-lint lint-imports collections clean help
 
 help:
 	@echo "make drill   - run a complete failover drill locally (moto + local regions), print RTO"
@@ -20,6 +20,7 @@ help:
 	@echo "               (ARC zonal shift emulator + three local zones), print both RTOs"
 	@echo "make aa-drill - active-active over three regions (Route 53 weights): a member out and back"
 	@echo "make test    - set up and run the whole test suite"
+	@echo "make lint    - ansible-test sanity, ansible-lint and the import contracts (what CI checks)"
 	@echo "make bench   - run the benchmarks (figures go to docs/benchmarks.md by hand)"
 	@echo "make clean   - remove the venv and run artefacts"
 
@@ -64,6 +65,45 @@ unit: $(STAMP)
 
 integration: $(STAMP) collections
 	$(BIN)/python -m pytest -q tests/integration
+
+# `make lint`: ansible-test sanity, ansible-lint on the whole repository, the import contracts.
+lint: sanity ansible-lint lint-imports
+
+# ansible-test wants the collection's real path to end in ansible_collections/resilience/failover
+# (it resolves the collections/ link), so sanity runs in a copy of the files git lists (tracked,
+# and new ones not ignored) under .ansible/sanity/; the copy keeps its tests/output/ (results and
+# ansible-test's delegation venv) between runs. The --venv environments bootstrap pip with a
+# get-pip script that ansible-test downloads from outside the package registries:
+# tests/sanity/get_pip.py stands in for it in ansible-test's cache (~/.ansible/test/cache),
+# unless a script that is not ours is cached already. SANITY_ARGS=... passes options on
+# (e.g. SANITY_ARGS="--test pep8").
+SANITY_ROOT   := .ansible/sanity/ansible_collections/resilience/failover
+GET_PIP_CACHE := $(HOME)/.ansible/test/cache
+SANITY_ARGS   ?=
+
+sanity: $(STAMP)
+	@pip=$$($(BIN)/python -c 'import sys, types; from ansible_test._internal.python_requirements import get_venv_packages; print(get_venv_packages(types.SimpleNamespace(version="%d.%d" % sys.version_info[:2]))["pip"])') \
+	  && cached="$(GET_PIP_CACHE)/get_pip_$$(echo $$pip | tr . _).py" \
+	  && if [ ! -e "$$cached" ] || grep -q 'failover-engine get-pip stand-in' "$$cached"; then \
+	       mkdir -p "$(GET_PIP_CACHE)" && cp tests/sanity/get_pip.py "$$cached"; fi
+	@mkdir -p $(SANITY_ROOT) && { test -d $(SANITY_ROOT)/.git || git init -q $(SANITY_ROOT); } \
+	  && printf '/tests/output/\n' > $(SANITY_ROOT)/.git/info/exclude
+	@find $(SANITY_ROOT) -mindepth 1 \( -path $(SANITY_ROOT)/.git -o -path $(SANITY_ROOT)/tests/output \) -prune \
+	  -o \( -type f -o -type l \) -exec rm -f {} +
+	@git ls-files -z --cached --others --exclude-standard \
+	  | xargs -0 sh -c 'for f; do if [ -e "$$f" ]; then printf "%s\0" "$$f"; fi; done' sh \
+	  | tar --null -T - -cf - | tar -xf - -C $(SANITY_ROOT)
+	cd $(SANITY_ROOT) && $(abspath $(BIN))/ansible-test sanity --venv --python \
+	  $$($(abspath $(BIN))/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') $(SANITY_ARGS)
+
+# the whole repository (.ansible-lint says what is not Ansible content); it runs ansible-playbook
+# --syntax-check and ansible-galaxy, so the venv's bin comes first on PATH
+ansible-lint: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/ansible-lint
+
+# the architecture's contracts: [tool.importlinter] in pyproject.toml
+lint-imports: $(STAMP)
+	$(BIN)/lint-imports
 
 bench: $(STAMP)
 	$(BIN)/python bench/route53_batch.py

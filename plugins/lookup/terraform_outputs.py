@@ -58,7 +58,7 @@ notes:
     the contract (for example C(output failover_service.endpoints[1].name) is C(missing)).
   - Outputs marked sensitive are returned like the others; use C(no_log) on tasks that show them.
 author:
-  - failover-engine developers
+  - failover-engine developers (@failover-engine)
 """
 
 EXAMPLES = r"""
