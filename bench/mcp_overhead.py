@@ -212,28 +212,29 @@ class Bench:
                                                           "--allow-probe", "127.0.0.1"], env=self.env, cwd=str(ROOT))
         results: list[Round] = []
         with open(self.run_dir / "server.log", "w") as errlog:
-            async with stdio_client(params, errlog=errlog) as (r, w), ClientSession(r, w) as session:  # pylint: disable=used-before-assignment  # pylint misreads the second context manager
-                await session.initialize()
-                client_doc = {k: v for k, v in self.doc.items() if k != "connections"}  # the operator's, by name
-                defined = await session.call_tool("failover.define", {"strategy": client_doc})
-                if defined.is_error:
-                    raise SystemExit(f"failover.define failed: {defined.content}")
-                for i in range(rounds):
-                    rnd = Round(i + 1, "mcp first" if i % 2 == 0 else "playbook first")
-                    arms = ["mcp", "alone"] if i % 2 == 0 else ["alone", "mcp"]
-                    for arm in arms:
-                        self.lab.reset()
-                        if arm == "mcp":
-                            await self.mcp(session, rnd)
-                        else:
-                            rnd.check_s = self.playbook(rnd, check=True)
+            async with stdio_client(params, errlog=errlog) as (r, w):
+                async with ClientSession(r, w) as session:
+                    await session.initialize()
+                    client_doc = {k: v for k, v in self.doc.items() if k != "connections"}  # the operator's, by name
+                    defined = await session.call_tool("failover.define", {"strategy": client_doc})
+                    if defined.is_error:
+                        raise SystemExit(f"failover.define failed: {defined.content}")
+                    for i in range(rounds):
+                        rnd = Round(i + 1, "mcp first" if i % 2 == 0 else "playbook first")
+                        arms = ["mcp", "alone"] if i % 2 == 0 else ["alone", "mcp"]
+                        for arm in arms:
                             self.lab.reset()
-                            rnd.alone_s = self.playbook(rnd, check=False)
-                    print(f"  round {rnd.index} ({rnd.order}): MCP plan {rnd.mcp_plan_s:.3f} s, MCP apply "
-                          f"{rnd.mcp_apply_s:.3f} s (runner {rnd.mcp_runner_s} s), playbook alone {rnd.alone_s:.3f} s, "
-                          f"--check {rnd.check_s:.3f} s" + (f"  ERRORS: {rnd.errors}" if rnd.errors else ""),
-                          file=sys.stderr, flush=True)
-                    results.append(rnd)
+                            if arm == "mcp":
+                                await self.mcp(session, rnd)
+                            else:
+                                rnd.check_s = self.playbook(rnd, check=True)
+                                self.lab.reset()
+                                rnd.alone_s = self.playbook(rnd, check=False)
+                        print(f"  round {rnd.index} ({rnd.order}): MCP plan {rnd.mcp_plan_s:.3f} s, MCP apply "
+                              f"{rnd.mcp_apply_s:.3f} s (runner {rnd.mcp_runner_s} s), playbook alone {rnd.alone_s:.3f} s, "
+                              f"--check {rnd.check_s:.3f} s" + (f"  ERRORS: {rnd.errors}" if rnd.errors else ""),
+                              file=sys.stderr, flush=True)
+                        results.append(rnd)
         return results
 
 

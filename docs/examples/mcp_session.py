@@ -44,67 +44,67 @@ async def session(lab: Lab, home: Path, errlog) -> int:
     env = lab.child_env()            # the lab's fake AWS credentials and moto URL (never a real cloud)
     env.pop("FAILOVER_STRATEGY", None)
 
-    async with stdio_client(server_params(home, connections, env), errlog=errlog) as (read, write), \
-            ClientSession(read, write) as s:  # pylint: disable=used-before-assignment  # pylint misreads the second context manager
-        init = await s.initialize()
-        tools = await s.list_tools()
-        print(f"server {init.server_info.name} {init.server_info.version}; tools: "
-              f"{', '.join(t.name for t in tools.tools)}")
+    async with stdio_client(server_params(home, connections, env), errlog=errlog) as (read, write):
+        async with ClientSession(read, write) as s:
+            init = await s.initialize()
+            tools = await s.list_tools()
+            print(f"server {init.server_info.name} {init.server_info.version}; tools: "
+                  f"{', '.join(t.name for t in tools.tools)}")
 
-        # 1. define: validated as a whole, stored in HOME/strategy.yaml
-        res = await s.call_tool("failover.define", {"strategy": strategy})
-        print(f"\n> failover.define -> stored={res.structured_content['stored']} "
-              f"services={res.structured_content['services']}")
+            # 1. define: validated as a whole, stored in HOME/strategy.yaml
+            res = await s.call_tool("failover.define", {"strategy": strategy})
+            print(f"\n> failover.define -> stored={res.structured_content['stored']} "
+                  f"services={res.structured_content['services']}")
 
-        # 2. trigger without confirm: the dry run (nothing changes)
-        cond = {"region": "us-east-1", "reason": "us-east-1 is degraded (example session)"}
-        res = await s.call_tool("failover.trigger", {"condition": cond})
-        plan = res.structured_content
-        print(f"\n> failover.trigger(condition) -> stage {plan['stage']}")
-        print(f"  summary: {plan['summary']}")
-        radius = plan["blast_radius"]
-        print(f"  blast radius: services {radius['services']}, providers {radius['providers']}, "
-              f"in {radius['endpoints_in']}, out {radius['endpoints_out']}")
-        for p in plan["plans"]:
-            print(f"  plan of {p['service']} (fingerprint {p['fingerprint']}):")
-            for step in p["steps"]:
-                for ch in step["changes"]:
-                    print(f"    {ch['resource']}: {_attrs(ch['before'])} -> {_attrs(ch['after'])}")
-        print(f"  token {plan['token'][:24]}... (expires {plan['expires_at']})")
-        if plan["stage"] != "planned":
-            return 1
+            # 2. trigger without confirm: the dry run (nothing changes)
+            cond = {"region": "us-east-1", "reason": "us-east-1 is degraded (example session)"}
+            res = await s.call_tool("failover.trigger", {"condition": cond})
+            plan = res.structured_content
+            print(f"\n> failover.trigger(condition) -> stage {plan['stage']}")
+            print(f"  summary: {plan['summary']}")
+            radius = plan["blast_radius"]
+            print(f"  blast radius: services {radius['services']}, providers {radius['providers']}, "
+                  f"in {radius['endpoints_in']}, out {radius['endpoints_out']}")
+            for p in plan["plans"]:
+                print(f"  plan of {p['service']} (fingerprint {p['fingerprint']}):")
+                for step in p["steps"]:
+                    for ch in step["changes"]:
+                        print(f"    {ch['resource']}: {_attrs(ch['before'])} -> {_attrs(ch['after'])}")
+            print(f"  token {plan['token'][:24]}... (expires {plan['expires_at']})")
+            if plan["stage"] != "planned":
+                return 1
 
-        # 3. trigger with confirm: runs playbooks/region_failover.yml through ansible-runner
-        async def progress(done: float, total: float | None, message: str | None) -> None:
-            print(f"  progress {done:.0f}: {message}")
+            # 3. trigger with confirm: runs playbooks/region_failover.yml through ansible-runner
+            async def progress(done: float, total: float | None, message: str | None) -> None:
+                print(f"  progress {done:.0f}: {message}")
 
-        print("\n> failover.trigger(condition, confirm=token)")
-        res = await s.call_tool("failover.trigger", {"condition": cond, "confirm": plan["token"]},
-                                progress_callback=progress)
-        out = res.structured_content
-        print(f"  stage {out['stage']}: {out['summary']}")
-        for svc in out["outcome"]["services"]:
-            print(f"  {svc['service']}: {svc['status']}, active {svc['active']}, RTO {svc['rto_s']:.3f} s, "
-                  f"phases {json.dumps(svc['phases_s'])}")
-        print(f"  run {out['outcome']['run_id']} (HOME/runs/<id>), playbook {out['outcome']['playbook']}, "
-              f"rc {out['outcome']['rc']}")
-        applied = out["stage"] == "applied"
+            print("\n> failover.trigger(condition, confirm=token)")
+            res = await s.call_tool("failover.trigger", {"condition": cond, "confirm": plan["token"]},
+                                    progress_callback=progress)
+            out = res.structured_content
+            print(f"  stage {out['stage']}: {out['summary']}")
+            for svc in out["outcome"]["services"]:
+                print(f"  {svc['service']}: {svc['status']}, active {svc['active']}, RTO {svc['rto_s']:.3f} s, "
+                      f"phases {json.dumps(svc['phases_s'])}")
+            print(f"  run {out['outcome']['run_id']} (HOME/runs/<id>), playbook {out['outcome']['playbook']}, "
+                  f"rc {out['outcome']['rc']}")
+            applied = out["stage"] == "applied"
 
-        # 4. the same token again: refused (single use)
-        res = await s.call_tool("failover.trigger", {"condition": cond, "confirm": plan["token"]})
-        print(f"\n> the same token again -> is_error={res.is_error}: {res.structured_content['summary']}")
+            # 4. the same token again: refused (single use)
+            res = await s.call_tool("failover.trigger", {"condition": cond, "confirm": plan["token"]})
+            print(f"\n> the same token again -> is_error={res.is_error}: {res.structured_content['summary']}")
 
-        # 5. monitor (probe=true probes every endpoint now)
-        res = await s.call_tool("failover.monitor", {"service": "shop", "events": 5})
-        mon = res.structured_content
-        print(f"\n> failover.monitor(shop) -> active {mon['active']}, failed_over {mon['failed_over']}, "
-              f"primary {mon['primary']}")
-        verdicts = ", ".join(f"{n}: {v['health']}" for n, v in mon["verdicts"].items())
-        print(f"  verdicts: {verdicts}")
-        m = mon["metrics"]
-        print(f"  metrics: runs {m['runs']}, succeeded {m['succeeded']}, last RTO {m['last_rto_s']} s")
-        print(f"  recent events: {', '.join(e['event'] for e in mon['recent_events'])}")
-        return 0 if applied and mon["failed_over"] else 1
+            # 5. monitor (probe=true probes every endpoint now)
+            res = await s.call_tool("failover.monitor", {"service": "shop", "events": 5})
+            mon = res.structured_content
+            print(f"\n> failover.monitor(shop) -> active {mon['active']}, failed_over {mon['failed_over']}, "
+                  f"primary {mon['primary']}")
+            verdicts = ", ".join(f"{n}: {v['health']}" for n, v in mon["verdicts"].items())
+            print(f"  verdicts: {verdicts}")
+            m = mon["metrics"]
+            print(f"  metrics: runs {m['runs']}, succeeded {m['succeeded']}, last RTO {m['last_rto_s']} s")
+            print(f"  recent events: {', '.join(e['event'] for e in mon['recent_events'])}")
+            return 0 if applied and mon["failed_over"] else 1
 
 
 def _attrs(a) -> str:

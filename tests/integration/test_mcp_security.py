@@ -363,11 +363,11 @@ async def test_bearer_token_is_required_when_configured(lab: Lab, tmp_path: Path
         assert post("127.0.0.1", port, {**own, "Authorization": "Bearer s3cret-0123456789abcdef"}) == 200
         headers = {"Authorization": "Bearer s3cret-0123456789abcdef"}
         async with httpx2.AsyncClient(headers=headers) as client, \
-                streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=client) as (read, write), \
-                ClientSession(read, write) as s:  # pylint: disable=used-before-assignment  # pylint misreads the second context manager
-            await s.initialize()
-            res = await call(s, "failover.define", strategy=lab_strategy(lab))
-            assert not res.is_error, res.content
+                streamable_http_client(f"http://127.0.0.1:{port}/mcp", http_client=client) as (read, write):
+            async with ClientSession(read, write) as s:
+                await s.initialize()
+                res = await call(s, "failover.define", strategy=lab_strategy(lab))
+                assert not res.is_error, res.content
     assert "s3cret-0123456789abcdef" not in log.read_text()
 
 
