@@ -21,6 +21,7 @@ help:
 	@echo "make aa-drill - active-active over three regions (Route 53 weights): a member out and back"
 	@echo "make test    - set up and run the whole test suite"
 	@echo "make lint    - ansible-test sanity, ansible-lint and the import contracts (what CI checks)"
+	@echo "make dist    - build the library's wheel and sdist and the collection's tarball into dist/"
 	@echo "make bench   - run the benchmarks (figures go to docs/benchmarks.md by hand)"
 	@echo "make clean   - remove the venv and run artefacts"
 
@@ -105,6 +106,17 @@ ansible-lint: $(STAMP)
 lint-imports: $(STAMP)
 	$(BIN)/lint-imports
 
+# The library's wheel and sdist (python -m build: from the sdist, in an isolated environment that
+# takes setuptools from the package registry) and the collection's tarball (galaxy.yml's
+# build_ignore keeps development files out of it), all in $(DIST)/: README "Install".
+DIST ?= dist
+.PHONY: dist
+dist: $(STAMP)
+	@mkdir -p $(DIST) && rm -f $(DIST)/failover_engine-* $(DIST)/resilience-failover-*
+	$(BIN)/python -m build --outdir $(DIST) . > $(DIST)/build.log 2>&1 || { cat $(DIST)/build.log; exit 1; }
+	$(BIN)/ansible-galaxy collection build --force --output-path $(DIST)
+	@ls -1 $(DIST)/failover_engine-* $(DIST)/resilience-failover-*
+
 bench: $(STAMP)
 	$(BIN)/python bench/route53_batch.py
 	$(BIN)/python bench/probe_throughput.py
@@ -113,4 +125,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/terraform_runner.py
 
 clean:
-	rm -rf $(VENV) .drill .failover-state .pytest_cache collections/ansible_collections .ansible
+	rm -rf $(VENV) .drill .failover-state .pytest_cache collections/ansible_collections .ansible dist build

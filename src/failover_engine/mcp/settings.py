@@ -139,7 +139,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="seconds a probing or reading tool call may take (default 60)")
     ap.add_argument("--keep-runs", type=int, default=None, help="run directories kept under HOME/runs (default 100)")
     ap.add_argument("--collection-root", type=Path, default=None,
-                    help="checkout holding playbooks/ and ansible.cfg (default: found from the package or cwd)")
+                    help="the collection resilience.failover whose playbooks run: a checkout, or an installed "
+                    "collection's directory (default: the checkout holding the cwd, else the installed collection)")
 
 
 _CONFIG_KEYS = {"connections": None, "allow": {"zones", "records", "probes"},
