@@ -42,7 +42,7 @@ def primary_of(lab: Lab) -> str:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     ap.add_argument("--runs", type=int, default=20, help="runs of each kind (default 20)")
     ap.add_argument("--json", help="also write the figures here")
     args = ap.parse_args()

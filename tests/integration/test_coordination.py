@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -154,7 +154,7 @@ def take_over_when(engine: FailoverEngine, event: str, cfg: DynamoDbCoordination
 
 
 def test_the_engine_uses_dynamodb_leases_and_journals_the_epoch(lab_aws: Lab, tmp_path: Path,
-                                                                 config: DynamoDbCoordination) -> None:
+                                                                config: DynamoDbCoordination) -> None:
     engine = FailoverEngine(load_strategy(dynamo_strategy(lab_aws, tmp_path, config), state_dir=tmp_path / "s"))
     assert isinstance(engine.lock, DynamoLock)
     out = engine.run("shop", "failover", apply=True)
@@ -218,7 +218,7 @@ def test_verdicts_are_shared_between_exchanges(config: DynamoDbCoordination) -> 
 
 
 def test_a_region_run_takes_the_region_lease_and_the_service_leases(lab_aws: Lab, tmp_path: Path,
-                                                                   config: DynamoDbCoordination) -> None:
+                                                                    config: DynamoDbCoordination) -> None:
     engine = FailoverEngine(load_strategy(dynamo_strategy(lab_aws, tmp_path, config), state_dir=tmp_path / "s"))
     other = DynamoLock(leases(config, holder="other-controller"))
     with other.hold("region:us-east-1", "region us-east-1 run elsewhere"):

@@ -97,8 +97,8 @@ def count_change_calls(engine: FailoverEngine) -> list[dict[str, Any]]:
     hooks = engine.adapter(binding).client.meta.events
     # the API parameters as the engine gave them; then one entry per request really sent
     hooks.register("before-parameter-build.route53.ChangeResourceRecordSets",
-                   lambda params, **_: built.append(dict(params)))
-    hooks.register(CHANGE_CALL, lambda **_: calls.append(built[-1]))  # returns None: the call goes on
+                   lambda params, **_unused: built.append(dict(params)))
+    hooks.register(CHANGE_CALL, lambda **_unused: calls.append(built[-1]))  # returns None: the call goes on
     return calls
 
 
@@ -186,7 +186,7 @@ def test_dry_run_plans_both_changes_and_writes_nothing(lab: Lab, make_engine, st
 
 def test_history_lists_runs_oldest_first(lab: Lab, make_engine, state_dir: Path) -> None:
     engine = make_engine()
-    outs = [engine.run("shop", "failover", apply=True) for _ in range(8)]  # well within 1-2 s
+    outs = [engine.run("shop", "failover", apply=True) for _i in range(8)]  # well within 1-2 s
     assert [o.status for o in outs] == ["succeeded"] + ["noop"] * 7
     assert roles(lab) == FAILED_OVER
 

@@ -121,7 +121,7 @@ def test_a_child_process_takes_the_lock_once_released(tmp_path):
     out = CTX.Queue()
     child = CTX.Process(target=_try_hold, args=(str(tmp_path), "web", out))
     child.start()
-    status, _ = out.get(timeout=TIMEOUT)
+    status, _unused = out.get(timeout=TIMEOUT)
     child.join(TIMEOUT)
     assert status == "held"
 

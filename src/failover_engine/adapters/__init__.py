@@ -22,7 +22,7 @@ def adapter_class(kind: str) -> "type[Adapter]":
         target = _REGISTRY[kind]
     except KeyError:
         raise ValueError(f"unknown adapter {kind!r}; known: {', '.join(sorted(_REGISTRY))}") from None
-    module, _, name = target.partition(":")
+    module, _sep, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
 
 

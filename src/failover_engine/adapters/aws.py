@@ -30,7 +30,7 @@ class AwsCalls:
     aws_label: ClassVar[str]  # for messages, e.g. "Route 53"
     error_class: ClassVar[type[AdapterError]]
     retryable_codes: ClassVar[frozenset[str]] = frozenset({"Throttling", "ThrottlingException",
-                                                            "RequestLimitExceeded"})
+                                                           "RequestLimitExceeded"})
 
     connection: Any
     _client: Any

@@ -64,7 +64,7 @@ def format_parked(targets: Sequence[tuple[str, int]]) -> str:
 def parse_parked(value: str) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     for item in value.replace(",", " ").split():
-        tid, _, port = item.rpartition(":")
+        tid, _sep, port = item.rpartition(":")
         out.append((tid, int(port)) if tid else (item, 0))
     return out
 
@@ -145,7 +145,7 @@ class Elbv2Adapter(AwsCalls, Adapter):
             registered[arn] = [(d["Target"]["Id"], int(d["Target"].get("Port") or 0))
                                for d in resp.get("TargetHealthDescriptions", [])
                                if (d.get("TargetHealth") or {}).get("State") not in OUT_STATES]
-        ids = sorted({tid for targets in registered.values() for tid, _ in targets})
+        ids = sorted({tid for targets in registered.values() for tid, _unused in targets})
         zone_of: dict[str, str] = {}
         if ids:
             pages = self._call("describe_instances", resource=",".join(ids[:3]) + ("..." if len(ids) > 3 else ""),
@@ -181,8 +181,8 @@ class Elbv2Adapter(AwsCalls, Adapter):
         written: list[ResourceKey] = []
         plans = split_zone_changes(changes, "in_service")
         try:
-            going = [tg for tg, (_, away) in plans.items() if away]
-            coming = [tg for tg, (back, _) in plans.items() if back]
+            going = [tg for tg, (_unused, away) in plans.items() if away]
+            coming = [tg for tg, (back, _unused) in plans.items() if back]
             targets = self._targets_by_zone(going) if going else {}
             # every tag value is checked before anything is changed
             parking = {tg: {z: format_parked(targets[tg].get(z, [])) for z in plans[tg][1]} for tg in going}

@@ -322,7 +322,7 @@ class Route53Adapter(AwsCalls, Adapter):
                 by_key = {c.key: c for c in zone_changes}
                 for batch in self.batches_for(zone_changes, self._seen).get(zone, []):
                     members = [by_key[k] for k in dict.fromkeys(self._key_of(zone, e["ResourceRecordSet"])
-                                                                 for e in batch)]
+                                                                for e in batch)]
                     info = self._send(zone, batch, members, comment)
                     written.extend(c.key for c in members)  # a batch is atomic: written once accepted
                     self._remember(members)

@@ -196,7 +196,7 @@ class TrafficManagerAdapter(Adapter):
         message = getattr(err, "message", None) or _first_line(exc)
         hint = ""
         if code == "ResourceNotFound" and "/" in resource:
-            rg, _, rest = resource.partition("/")
+            rg, _sep, rest = resource.partition("/")
             hint = (f"; check resource_group ({rg}) and profile ({rest.split('/')[0]}) in the strategy, and that "
                     f"subscription {self.connection.subscription_id} holds them")
         elif code == "ResourceGroupNotFound":
@@ -274,7 +274,7 @@ class TrafficManagerAdapter(Adapter):
 
     def _get_profile(self, scope: str) -> tuple[str, dict[tuple[str, str], dict[str, Any]]]:
         """(routing method, {(endpoint type, name) lower: attrs}) of a profile, in one call."""
-        rg, _, name = scope.partition("/")
+        rg, _sep, name = scope.partition("/")
         profile = self._call("profiles.get", scope, self.client.profiles.get, rg, name)
         props = profile.properties
         endpoints: dict[tuple[str, str], dict[str, Any]] = {}
@@ -305,7 +305,7 @@ class TrafficManagerAdapter(Adapter):
             by_profile[c.key.scope].append(c)
         if not by_profile:
             return receipt
-        _ = self.client  # built once, before any thread uses it
+        _client = self.client  # built once, before any thread uses it
         written: list[ResourceKey] = []
         unknown: list[ResourceKey] = []
         failed = threading.Event()  # a profile failed: start no other
@@ -363,7 +363,7 @@ class TrafficManagerAdapter(Adapter):
             steps = order_updates(current, wanted, priority_routing=method.lower() == "priority")
         except OrderingError as exc:
             raise TrafficManagerError(str(exc), resource=scope, code="InvalidTargetState") from None
-        rg, _, profile = scope.partition("/")
+        rg, _sep, profile = scope.partition("/")
         state = dict(current)  # the profile as this apply leaves it, PATCH after PATCH
         for i, (name, attrs) in enumerate(steps):
             key = keys.get(name) or ResourceKey("trafficmanager", scope, name, types[name])
@@ -386,7 +386,7 @@ class TrafficManagerAdapter(Adapter):
     def _check_as_left(self, scope: str, expected: dict[str, EndpointState], keys: dict[str, ResourceKey],
                        types: dict[str, str]) -> None:
         """Read the profile again: every bound endpoint must be as this apply left it."""
-        _, endpoints = self._get_profile(scope)
+        _unused, endpoints = self._get_profile(scope)
         now = {e["name"]: EndpointState(e["priority"], e["weight"], e["endpoint_status"]) for e in endpoints.values()}
         conflicts = [(keys.get(n) or ResourceKey("trafficmanager", scope, n, types[n]), asdict(want),
                       asdict(now[n]) if n in now else None)

@@ -37,7 +37,7 @@ def _serving(states: Mapping[str, EndpointState], priority_routing: bool) -> fro
     enabled = [(s.priority or PRIORITY_MAX + 1, n) for n, s in states.items() if s.endpoint_status == ENABLED]
     if not enabled:
         return frozenset()
-    return frozenset([min(enabled)[1]]) if priority_routing else frozenset(n for _, n in enabled)
+    return frozenset([min(enabled)[1]]) if priority_routing else frozenset(n for _unused, n in enabled)
 
 
 def _duplicates(states: Mapping[str, EndpointState]) -> dict[int, list[str]]:

@@ -292,7 +292,7 @@ class DynamoLock(LockProvider):
         self._lock = threading.Lock()
 
     def _key(self, name: str) -> str:
-        kind, _, rest = name.partition(":")
+        kind, _sep, rest = name.partition(":")
         return self.leases.key("region", rest) if kind == "region" and rest else self.leases.key("service", name)
 
     @contextlib.contextmanager
@@ -422,7 +422,7 @@ class DynamoExchange:
         out: list[ObserverReport] = []
         for i in range(0, len(keys), 100):  # BatchGetItem takes 100 keys
             pending: dict[str, Any] = {self.table.name: {"Keys": keys[i:i + 100], "ConsistentRead": True}}
-            for _ in range(5):
+            for _i in range(5):
                 resp = self.table.call("batch_get_item", whole=True, RequestItems=pending)
                 for item in resp.get("Responses", {}).get(self.table.name, []):
                     with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -440,5 +440,3 @@ def dynamodb_from(config: "DynamoDbCoordination", *, observers: Iterable[str] = 
     table = DynamoTable(config)
     leases = Leases(table, config.lease, group=config.group, clock=clock)
     return DynamoLock(leases), DynamoExchange(table, observers, verdict_ttl, group=config.group), leases
-
-

@@ -11,6 +11,7 @@ are in :func:`semantic_problems`, so that every problem is reported at once.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from enum import Enum
 from typing import Annotated, Any, Literal, Union
@@ -54,7 +55,7 @@ def _parse_duration(value: Any) -> float:
     else:
         raise ValueError(f"invalid duration {_short(value)}: use seconds (5, 0.25) or a string such as "
                          "'250ms', '5s', '2m', '1h'")
-    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+    if not math.isfinite(seconds):
         raise ValueError("a duration must be a finite number")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
@@ -176,7 +177,7 @@ def parse_nameserver(text: str) -> tuple[str, int]:
     Raises ValueError naming the value for anything else."""
     host, port = text.strip(), "53"
     if host.startswith("["):
-        host, _, rest = host[1:].partition("]")
+        host, _sep, rest = host[1:].partition("]")
         port = rest[1:] if rest.startswith(":") else port
     elif host.count(":") == 1:
         host, port = host.split(":")
@@ -567,7 +568,7 @@ class FlapGuard(_Model):
 class Detection(_Model):
     interval: PositiveDuration = 5.0
     timeout: PositiveDuration = Field(default=2.0, description="a probe unanswered this long fails; default 2s, or "
-                              "the interval when that is shorter")
+                                      "the interval when that is shorter")
     failure_threshold: Annotated[int, Field(ge=1, le=100), NotBool] = 3
     recovery_threshold: Annotated[int, Field(ge=1, le=100), NotBool] = 2
     latency_limit: PositiveDuration | None = Field(

@@ -481,7 +481,7 @@ class Monitor:
             return
         self.metrics.record_run(name, action, out)
         self.log(f"{name}: {action} {out.status}" + (f"; RTO {out.timeline.rto:.3f}s"
-                                                    if out.timeline and out.timeline.rto else ""))
+                                                     if out.timeline and out.timeline.rto else ""))
         if out.status in ("succeeded", "unverified") and out.plan is not None:
             watch.active = dict(out.plan.target)
             watch.last_attempt = None

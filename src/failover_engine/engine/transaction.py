@@ -311,8 +311,8 @@ class Transaction:
             except ConcurrentEditError as exc:
                 self.journal.group_ended(gid, False, str(exc))
                 self._note_failure(wave, g, changes, exc)
-                owners = {g.owners.get(k) for k, _, _ in conflicts_of(exc)} - {None}
-                for key, _, _ in conflicts_of(exc):
+                owners = {g.owners.get(k) for k, _unused, _unused in conflicts_of(exc)} - {None}
+                for key, _unused, _unused in conflicts_of(exc):
                     if g.owners.get(key) is not None:
                         self.conflicts[key] = exc
                         self._fail(g.owners[key], str(exc), step=wave, conflict=True)
@@ -473,7 +473,7 @@ class Transaction:
             if pending:
                 time.sleep(min(self.engine.loaded.service(n).validation.interval for n in pending))
         for n, w in wants.items():
-            for i, (label, _) in enumerate(w):
+            for i, (label, _unused) in enumerate(w):
                 rs = attempts.get((n, i), [])
                 ok = bool(rs) and rs[-1].ok
                 results[n].probes.append({"target": label, "ok": ok, "attempts": [r.to_dict() for r in rs]})

@@ -189,7 +189,7 @@ class FailoverMcp:
             if cond.kind == "detected" and cond.action == "failover":
                 refusals += _still_healthy(cond, cond.service, obs.active or {}, verdicts, engine)
         else:
-            _, region_plans = engine.region_plans(cond.region)
+            _unused, region_plans = engine.region_plans(cond.region)
             if not region_plans:
                 refusals.append(f"no service is active in {cond.region}, or none has an endpoint outside it")
             for plan in region_plans:

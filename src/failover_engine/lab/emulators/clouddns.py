@@ -492,7 +492,7 @@ class CloudDnsEmulator:
         dns_name = query.get("dnsName")
         if dns_name is not None and not dns_name.endswith("."):
             raise _invalid("parameters.dnsName", dns_name)
-        zones = [z.resource for (p, _), z in sorted(self._zones.items()) if p == project
+        zones = [z.resource for (p, _unused), z in sorted(self._zones.items()) if p == project
                  and (dns_name is None or z.dns_name == dns_name.lower())]
         return self._page("managedZones", "dns#managedZonesListResponse", zones, query)
 

@@ -47,7 +47,6 @@ import ssl
 import tempfile
 import threading
 import uuid
-from contextlib import suppress
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -284,7 +283,7 @@ class TrafficManagerEmulator:
     def _check_auth(self, auth: str) -> None:
         if not auth:
             raise ArmError(401, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
-        scheme, _, token = auth.partition(" ")
+        scheme, _sep, token = auth.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ArmError(401, "AuthenticationFailed",
                            "Authentication failed. The 'Authorization' header is provided in an invalid format.")
@@ -321,7 +320,7 @@ class TrafficManagerEmulator:
         if fault.retry_after is not None:
             headers["Retry-After"] = f"{fault.retry_after:g}"
         code = fault.code or {429: "TooManyRequests", 503: "ServiceUnavailable"}.get(fault.status,
-                                                                                    "InternalServerError")
+                                                                                     "InternalServerError")
         message = ("The request is being throttled." if fault.status == 429
                    else "The server encountered an internal error. Please retry the request.")
         return fault.status, headers, {"error": {"code": code, "message": message}}
