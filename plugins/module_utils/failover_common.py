@@ -29,7 +29,7 @@ def require_library(module):
     if not HAS_LIBRARY:
         from ansible.module_utils.basic import missing_required_lib
 
-        module.fail_json(msg=missing_required_lib("failover-engine (pip install failover-engine)"),
+        module.fail_json(msg=missing_required_lib("failover-engine (the collection's requirements.txt says how to install it)"),
                          exception=LIBRARY_IMPORT_ERROR)
 
 
