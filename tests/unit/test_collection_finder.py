@@ -170,3 +170,14 @@ def test_terraform_on_path_without_python_terraform_uses_the_embedded_one(
     assert runner().kind == "embedded"
     with pytest.raises(FailoverError, match=r"python-terraform.*failover-engine\[terraform\]"):
         runner("binary")
+
+
+def test_the_lab_without_moto_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from failover_engine.cli.main import main
+
+    monkeypatch.setitem(sys.modules, "moto", None)
+    assert main(["lab", "up", "--dir", str(tmp_path / "lab")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.rstrip().endswith("pip install 'failover-engine[lab]'")

@@ -182,7 +182,11 @@ def lab_route53_client(endpoint_url: str, config_file: Path) -> Any:
 # --------------------------------------------------------------------------- moto
 def start_moto() -> tuple[Any, str]:
     """Start moto's threaded server on 127.0.0.1 (OS-chosen port) and clear its state."""
-    from moto.server import ThreadedMotoServer
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:  # moto[server] comes with the extra "lab"
+        raise LabError(f"the lab needs failover-engine's extra 'lab' ({exc.name} is not installed): "
+                       "pip install 'failover-engine[lab]'") from None
 
     from failover_engine.lab.moto_route53 import install
 
