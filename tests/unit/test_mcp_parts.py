@@ -380,7 +380,7 @@ def test_a_busy_trigger_lock_does_not_use_up_the_token(tmp_path):
 
 def test_operator_connections_file_is_validated_with_file_and_path(tmp_path):
     from failover_engine.core.errors import StrategyError
-    from failover_engine.mcp.server import load_connections
+    from failover_engine.mcp.settings import load_connections
 
     good = tmp_path / "connections.yaml"
     good.write_text("connections:\n  aws: {type: route53, endpoint_url: 'http://127.0.0.1:9'}\n")

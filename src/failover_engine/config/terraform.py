@@ -76,7 +76,7 @@ class TerraformRunner(ABC):
         """Run ``terraform <args...>`` in ``directory``; (rc, stdout, stderr)."""
 
     def version(self) -> str:
-        rc, out, _ = self._run(Path.cwd(), ["version", "-json"])
+        rc, out, _err = self._run(Path.cwd(), ["version", "-json"])
         try:
             return json.loads(out)["terraform_version"]
         except (ValueError, KeyError):

@@ -59,7 +59,6 @@ from failover_engine.mcp.settings import (
     WorkSettings,
     add_arguments,
     build_settings,
-    load_connections,
 )
 from failover_engine.mcp.store import StoreRejected, StrategyStore
 from failover_engine.mcp.tokens import TokenBook, TokenRefused
