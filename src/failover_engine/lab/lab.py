@@ -17,6 +17,13 @@ Control API (all JSON)::
     POST /regions/<name>/partition?source=127.0.0.3[&source=...]   reset connections from these
                                         client addresses (no source: heal the partition)
     POST /reset                         steady state: every region up, every provider seeded again
+    GET  /dns                           the lab's DNS server: address, frozen, queries
+    POST /dns/freeze                    it keeps answering the providers' state of now (a stale
+                                        resolver) until POST /dns/thaw
+
+The lab's authoritative DNS server (:class:`~failover_engine.lab.dns.LabDns`, UDP and TCP) answers
+for every zone of moto and the emulators from their live state (``lab.dns``, ``FAILOVER_LAB_DNS``,
+the ``{lab_dns}`` placeholder: ``127.0.0.1:PORT``).
 
 Nothing leaves the machine: every server binds 127.0.0.1 on a port the OS chooses.
 
@@ -42,6 +49,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from failover_engine.config.loader import LoadedStrategy, load_strategy
 from failover_engine.core.model import Route53Routing, Service, Strategy
+from failover_engine.lab.dns import LabDns
+from failover_engine.lab.dns_sources import CloudDnsSource, Route53Source, TrafficManagerSource
 from failover_engine.lab.emulators import LAB_TOKEN, start_clouddns, start_trafficmanager, start_zonalshift
 from failover_engine.lab.regions import MODES, LabError, RegionServer
 from failover_engine.lab.seed_clouddns import seed_clouddns
@@ -234,6 +243,8 @@ class _ControlHandler(BaseHTTPRequestHandler):
             return self._json(200, lab.status())
         if len(parts) == 2 and parts[0] == "regions":
             return self._region(parts[1], lambda r: self._json(200, {"region": r.name, **r.status()}))
+        if parts == ["dns"] and lab.dns is not None:
+            return self._json(200, lab.dns.status())
         self._json(404, {"error": f"no such resource: GET {self.path}"})
 
     def do_POST(self) -> None:  # noqa: N802
@@ -247,6 +258,12 @@ class _ControlHandler(BaseHTTPRequestHandler):
                                                      self._json(200, {"region": r.name, **r.status()})))
         if len(parts) == 3 and parts[0] == "regions" and parts[2] in MODES:
             return self._region(parts[1], lambda r: self._set_mode(r, parts[2]))
+        if parts in (["dns", "freeze"], ["dns", "thaw"]) and lab.dns is not None:
+            if parts[1] == "freeze":
+                lab.dns.freeze()
+            else:
+                lab.dns.thaw()
+            return self._json(200, lab.dns.status())
         self._json(404, {"error": f"no such action: POST {self.path}; modes: {', '.join(MODES)}"})
 
     def _set_mode(self, region: RegionServer, mode: str) -> None:
@@ -313,6 +330,7 @@ class Lab:
         self.clouddns: Any = None        # the Cloud DNS emulator, when the template needs it
         self.trafficmanager: Any = None  # the Traffic Manager emulator, when the template needs it
         self.zonalshift: Any = None      # the ARC zonal shift emulator, when the template needs it
+        self.dns: LabDns | None = None   # the authoritative DNS server of the lab's zones
         self.regions: dict[str, RegionServer] = {name: RegionServer(name) for name in regions}
         self.moto_url = ""
         self.lab_url = ""
@@ -344,11 +362,16 @@ class Lab:
         try:
             self._start_servers()
             self._start_emulators(self._template()[0])
+            self._start_dns()
             self._start_terraform(self._template()[0])
             self._write_aws_files()
             self.strategy_path.write_text(self.render_strategy(), encoding="utf-8")
             self.loaded = load_strategy(self.strategy_path)
+            if self.dns is not None:
+                self.dns.sources = self.dns_sources()
             self._seed()
+            if self.dns is not None:
+                self.dns.warm()
             self._write_lab_json()
         except BaseException:
             self.close()
@@ -366,6 +389,8 @@ class Lab:
             region.set_mode("up")
             region.partition(())
         reset_moto(self.moto_url)
+        if self.dns is not None:
+            self.dns.thaw()
         for emulator in (self.clouddns, self.trafficmanager, self.zonalshift):
             if emulator is not None:
                 emulator.reset()
@@ -427,6 +452,39 @@ class Lab:
             self.zonalshift = start_zonalshift()
             self._stack.callback(self.zonalshift.stop)
 
+    def _start_dns(self) -> None:
+        """The DNS server, bound now (its port goes into the strategy) and given its sources once
+        the strategy is loaded; it reads nothing before its first query."""
+        self.dns = LabDns().start()
+        self._stack.callback(self.dns.stop)
+
+    def dns_sources(self) -> list[Any]:
+        """What the DNS server answers from: every hosted zone of moto, the managed zones of the
+        strategy's Cloud DNS projects and the strategy's Traffic Manager profiles (read live)."""
+        out: list[Any] = [Route53Source(self.route53_client)]
+        if self.clouddns is not None:
+            out.append(CloudDnsSource(self.clouddns.url, self._clouddns_projects))
+        if self.trafficmanager is not None:
+            out.append(TrafficManagerSource(self.trafficmanager.url, self.trafficmanager.ca_file, LAB_TOKEN,
+                                            self._trafficmanager_profiles))
+        return out
+
+    def _clouddns_projects(self) -> list[str]:
+        strategy = self.loaded.strategy if self.loaded else None
+        return sorted({c.project for c in (strategy.connections.values() if strategy else [])
+                       if c.type == "clouddns"})
+
+    def _trafficmanager_profiles(self) -> list[tuple[str, str, str]]:
+        strategy = self.loaded.strategy if self.loaded else None
+        found: dict[str, tuple[str, str, str]] = {}
+        for service in strategy.services.values() if strategy else []:
+            for b in service.routing:
+                conn = strategy.connections.get(b.connection or "") if b.adapter == "trafficmanager" else None
+                if conn is not None and conn.type == "trafficmanager":
+                    found.setdefault(f"{b.resource_group}/{b.profile}".lower(),
+                                     (conn.subscription_id, b.resource_group, b.profile))
+        return list(found.values())
+
     def _start_terraform(self, template: str) -> None:
         """Copy the embedded Terraform stand-in into the run dir and apply it at its pilot light."""
         if TERRAFORM_PLACEHOLDER not in template:
@@ -467,6 +525,8 @@ class Lab:
             values["trafficmanager_ca"] = self.trafficmanager.ca_file
         if self.zonalshift is not None:
             values["zonalshift_url"] = self.zonalshift.url
+        if self.dns is not None:
+            values["lab_dns"] = self.dns_address
         if self.terraform_dir is not None:
             values["terraform_dir"] = str(self.terraform_dir)
         return values
@@ -499,11 +559,20 @@ class Lab:
             out.update(trafficmanager_url=self.trafficmanager.url, trafficmanager_ca=self.trafficmanager.ca_file)
         if self.zonalshift is not None:
             out["zonalshift_url"] = self.zonalshift.url
+        if self.dns is not None:
+            out["dns"] = self.dns_address
         return out
+
+    @property
+    def dns_address(self) -> str:
+        """``127.0.0.1:PORT`` of the lab's DNS server (UDP and TCP); empty before it starts."""
+        return "" if self.dns is None else "{}:{}".format(*self.dns.address)
 
     def servers(self) -> list[tuple[str, str]]:
         """(name, URL) of every server, for people."""
         out = [("control", self.lab_url), ("moto (route53)", self.moto_url)]
+        if self.dns is not None:
+            out.append(("dns (udp+tcp)", self.dns_address))
         if self.clouddns is not None:
             out.append(("cloud dns", self.clouddns.url))
         if self.trafficmanager is not None:
@@ -549,6 +618,8 @@ class Lab:
             out.update({var: LAB_TOKEN for var in token_vars or ["AZURE_ACCESS_TOKEN"]})
         if self.zonalshift is not None:
             out["FAILOVER_ZONALSHIFT_URL"] = self.zonalshift.url
+        if self.dns is not None:
+            out["FAILOVER_LAB_DNS"] = self.dns_address
         return out
 
     def child_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
