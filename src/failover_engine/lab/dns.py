@@ -69,12 +69,10 @@ class RecordSource(Protocol):
 
     def zones(self) -> list[str]:
         """The apex names (lower case, fully qualified) this source is authoritative for, now."""
-        ...
 
     def records(self, zone: str) -> Records:
         """Every record set of ``zone`` as its provider's DNS would answer it now: routing
         policies already evaluated (which of a failover pair, which weighted set, ...)."""
-        ...
 
 
 def fqdn(name: str) -> str:
@@ -111,7 +109,7 @@ class ZoneView:
 
 def _rrset(name: str, rtype: str, ttl: int, values: list[str]) -> dns.rrset.RRset:
     return dns.rrset.from_text_list(name, ttl, dns.rdataclass.IN, rtype, values,
-                                   origin=dns.name.root, relativize=False)
+                                    origin=dns.name.root, relativize=False)
 
 
 def _add(section: list[dns.rrset.RRset], rrset: dns.rrset.RRset) -> None:
