@@ -259,15 +259,6 @@ class LabDns:
                 "failures": self.failures, "last_error": self.last_error,
                 "sources": [s.kind for s in self.sources]}
 
-    def warm(self) -> None:
-        """List the zones once in the background, so that the first query does not pay for the
-        sources' clients being made (errors are left to the queries)."""
-        def list_zones() -> None:
-            with contextlib.suppress(Exception):
-                self._zones(fresh=True)
-
-        threading.Thread(target=list_zones, name="lab-dns-warm", daemon=True).start()
-
     # ------------------------------------------------------------------ stale answers on purpose
     def freeze(self) -> list[str]:
         """Read every zone of every source now and answer from that copy until :meth:`thaw`.

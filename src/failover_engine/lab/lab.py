@@ -331,6 +331,7 @@ class Lab:
         self.trafficmanager: Any = None  # the Traffic Manager emulator, when the template needs it
         self.zonalshift: Any = None      # the ARC zonal shift emulator, when the template needs it
         self.dns: LabDns | None = None   # the authoritative DNS server of the lab's zones
+        self._route53: Any = None
         self.regions: dict[str, RegionServer] = {name: RegionServer(name) for name in regions}
         self.moto_url = ""
         self.lab_url = ""
@@ -370,8 +371,6 @@ class Lab:
             if self.dns is not None:
                 self.dns.sources = self.dns_sources()
             self._seed()
-            if self.dns is not None:
-                self.dns.warm()
             self._write_lab_json()
         except BaseException:
             self.close()
@@ -405,7 +404,7 @@ class Lab:
         """The steady state (primary active) of every binding, in moto and the running emulators."""
         assert self.loaded is not None
         strategy = self.loaded.strategy
-        self.zones = seed_route53(self.route53_client(), strategy)
+        self.zones = seed_route53(self._own_route53_client(), strategy)
         kinds = {b.adapter for s in strategy.services.values() for b in s.routing}
         for kind, emulator in (("clouddns", self.clouddns), ("trafficmanager", self.trafficmanager),
                                ("zonalshift", self.zonalshift)):
@@ -423,6 +422,13 @@ class Lab:
     def route53_client(self) -> Any:
         """A boto3 Route 53 client talking to the lab's moto (never to AWS)."""
         return lab_route53_client(self.moto_url, self.aws_config_file)
+
+    def _own_route53_client(self) -> Any:
+        """The lab's own client (seeding, the DNS server), made once: boto3 clients are thread-safe,
+        and making one costs ~0.1 s of CPU."""
+        if self._route53 is None:
+            self._route53 = self.route53_client()
+        return self._route53
 
     def _start_servers(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -461,7 +467,7 @@ class Lab:
     def dns_sources(self) -> list[Any]:
         """What the DNS server answers from: every hosted zone of moto, the managed zones of the
         strategy's Cloud DNS projects and the strategy's Traffic Manager profiles (read live)."""
-        out: list[Any] = [Route53Source(self.route53_client)]
+        out: list[Any] = [Route53Source(self._own_route53_client)]
         if self.clouddns is not None:
             out.append(CloudDnsSource(self.clouddns.url, self._clouddns_projects))
         if self.trafficmanager is not None:
