@@ -116,7 +116,7 @@ def test_a_missing_timestamp_blanks_its_phases_and_makes_it_incomplete(missing):
     t = full()
     setattr(t, missing, None)
     phases = t.phases()
-    touching = {name for name, a, b in PHASES if missing in (a, b) and name != "promotion"}
+    touching = {name for name, a, b in PHASES if missing in (a, b) and name not in ("promotion", "propagation")}
     assert {n for n, v in phases.items() if v is None} == touching
     assert not t.complete
     assert (t.rto is None) == (missing in ("first_signal_at", "validated_at"))

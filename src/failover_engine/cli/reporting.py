@@ -115,6 +115,8 @@ def render_drill(report: dict[str, Any]) -> str:
         tl = r.get("timeline") or {}
         rto = tl.get("rto_s")
         rto_text = f", RTO {rto * 1000:.0f} ms" if rto is not None else ""
+        if tl.get("client_rto_s") is not None:  # a resolve step: what clients could still be told
+            rto_text += f", client RTO {tl['client_rto_s'] * 1000:.0f} ms (TTL {tl.get('client_ttl_s'):g} s)"
         reason = f" ({r['reason']})" if r.get("reason") else ""
         lines.append(f"\n{stage}: {r.get('status', 'not run')}{rto_text}{reason}")
         phases = tl.get("phases_s") or {}

@@ -600,6 +600,67 @@ class Policy(_Model):
         "its target when the target passes its probes, else back to the before-state (back: always back)")
 
 
+Values = Annotated[list[str], Field(min_length=1)]
+
+
+class Resolve(_Model):
+    """Client-side validation: after the switch, ask every nameserver for ``name`` until all of
+    them answer with the target's values; ``deadline`` missed is a validation failure. The time the
+    last one answered new ends the ``propagation`` phase; client RTO adds the longest TTL a cache
+    could still hold (docs/validation.md)."""
+
+    nameservers: Union[Literal["authoritative"], Annotated[list[str], Field(min_length=1, max_length=64)]] = Field(
+        default="authoritative", description="servers to ask, each 'IP', 'IP:port' or '[IPv6]:port' (resolvers "
+        "or authoritative servers), or 'authoritative': the zone's NS records, resolved with the system "
+        "resolver and asked directly on port 53")
+    name: str | None = Field(default=None, description="the name clients resolve; default: the record of the "
+                             "service's first route53 or clouddns binding")
+    type: Literal["A", "AAAA", "CNAME", "TXT"] | None = Field(
+        default=None, description="record type to ask for; default: that binding's type, else A")
+    expect: Union[Values, dict[str, Values]] | None = Field(
+        default=None, description="the answer's values once the switch took: a list (whatever the target), or "
+        "endpoint -> values (the target endpoints' values); default: the target endpoints' values in the "
+        "binding of `name`. An answer matches when it is not empty and holds only expected values (a CNAME "
+        "answer: its target)")
+    deadline: PositiveDuration = Field(default=60.0, description="from the switch; every nameserver must answer "
+                                       "new within it")
+    interval: PositiveDuration = Field(default=0.5, description="between two rounds of queries")
+    timeout: PositiveDuration = Field(default=1.0, description="one query's timeout")
+    protocol: Literal["udp", "tcp"] = "udp"
+
+    @field_validator("nameservers", mode="before")
+    @classmethod
+    def _one_string(cls, v: Any) -> Any:
+        if isinstance(v, str) and v != "authoritative":
+            raise ValueError(f"nameservers is a list of 'IP', 'IP:port' or '[IPv6]:port' (e.g. [{v!r}]), "
+                             "or 'authoritative'")
+        return v
+
+    @field_validator("nameservers")
+    @classmethod
+    def _nameservers(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            parsed = [parse_nameserver(ns) for ns in v]
+            if len(set(parsed)) != len(parsed):
+                raise ValueError("a nameserver is listed twice")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        problem = _dns_name_problem(v) if v is not None else None
+        if problem:
+            raise ValueError(f"invalid name {_short(v)}: {problem}")
+        return v
+
+    @model_validator(mode="after")
+    def _within_deadline(self) -> "Resolve":
+        for field in ("interval", "timeout"):
+            if getattr(self, field) > self.deadline:
+                raise ValueError(f"{field} ({getattr(self, field):g} s) must not exceed deadline ({self.deadline:g} s)")
+        return self
+
+
 class Validation(_Model):
     read_back: bool = True
     probe_active: bool = Field(default=True, description="probe the newly active endpoint(s)")
@@ -607,6 +668,8 @@ class Validation(_Model):
     attempts: Annotated[int, Field(ge=1, le=100), NotBool] = 3
     interval: PositiveDuration = 1.0
     rollback_on_failure: bool = True
+    resolve: Resolve | None = Field(default=None, description="client-side validation: nameservers must answer "
+                                    "the target within a deadline")
 
 
 class MinActiveRule(_Model):
@@ -863,6 +926,8 @@ def _service_problems(strategy: Strategy, base: Loc, svc: Service) -> list[tuple
             out.append(((*base, "promotion", "endpoints"), f"unknown endpoint(s) {', '.join(unknown)}"))
     if svc.detection.timeout > svc.detection.interval:
         out.append(((*base, "detection", "timeout"), "timeout must not exceed interval"))
+    if svc.validation.resolve is not None:
+        out.extend(_resolve_problems((*base, "validation", "resolve"), svc, svc.validation.resolve))
     for r, binding in enumerate(svc.routing):
         out.extend(_binding_problems(strategy, (*base, "routing", r), svc, binding))
     return out
@@ -890,6 +955,33 @@ def _binding_problems(strategy: Strategy, at: Loc, svc: Service, binding: Any) -
     out.extend(_record_problems(at, binding))
     for path, msg in binding_problems(binding):
         out.append(((*at, *path) if isinstance(path, tuple) else (*at, *[p for p in path.split(".") if p]), msg))
+    return out
+
+
+def resolve_binding(svc: Service) -> Route53Routing | CloudDnsRouting | None:
+    """The DNS record binding a service's resolve step reads its defaults from: the route53 or
+    clouddns binding whose record is the step's ``name`` (the first one when no name is given)."""
+    spec = svc.validation.resolve
+    records = [b for b in svc.routing if isinstance(b, (Route53Routing, CloudDnsRouting))]
+    if spec is None or spec.name is None:
+        return records[0] if records else None
+    want = spec.name.lower().rstrip(".")
+    return next((b for b in records if b.record.lower().rstrip(".") == want), None)
+
+
+def _resolve_problems(at: Loc, svc: Service, spec: Resolve) -> list[tuple[Loc, str]]:
+    out: list[tuple[Loc, str]] = []
+    binding = resolve_binding(svc)
+    if spec.name is None and binding is None:
+        out.append(((*at, "name"), "give the name clients resolve: the service has no route53 or clouddns record "
+                                   "to take it from"))
+    elif spec.expect is None and binding is None:
+        out.append(((*at, "expect"), f"give the expected answer: {spec.name} is the record of no route53 or "
+                                     "clouddns binding of the service (e.g. expect: {endpoint: [values]})"))
+    if isinstance(spec.expect, dict):
+        unknown = [n for n in spec.expect if n not in svc.endpoint_names]
+        if unknown:
+            out.append(((*at, "expect"), f"unknown endpoint(s) {', '.join(unknown)}"))
     return out
 
 

@@ -14,9 +14,13 @@ class ValidationResult:
     reasons: list[str] = field(default_factory=list)
     read_back: list[dict[str, Any]] = field(default_factory=list)
     probes: list[dict[str, Any]] = field(default_factory=list)
+    resolve: dict[str, Any] | None = None  # the resolve step: every nameserver's answers (client-side)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "reasons": self.reasons, "read_back": self.read_back, "probes": self.probes}
+        out = {"ok": self.ok, "reasons": self.reasons, "read_back": self.read_back, "probes": self.probes}
+        if self.resolve is not None:
+            out["resolve"] = self.resolve
+        return out
 
 
 def read_back_mismatches(expected: Mapping[ResourceKey, Attrs | None],

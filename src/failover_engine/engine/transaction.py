@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from failover_engine.core.errors import AdapterError, ConcurrentEditError, CoordinationError, FailoverError, LeaseLost
 from failover_engine.engine.journal import Journal, prune
+from failover_engine.engine.propagation import PropagationWatch
 from failover_engine.core.plan import Attrs, Change, Plan, ResourceKey
 from failover_engine.engine.restore import holds, restore
 from failover_engine.core.validation import ValidationResult, read_back_mismatches
@@ -379,6 +380,9 @@ class Transaction:
         """Read back every service's resources in one batched read, then probe what is now active in
         one round (with each service's attempts). Returns the services to roll back."""
         results = {n: ValidationResult(ok=True) for n in names}
+        applied = [t.applied_at for t in (self.outcomes[n].timeline for n in names) if t and t.applied_at]
+        watch = PropagationWatch.start(self.engine.loaded, {n: self.plans[n] for n in names},  # resolve steps
+                                       min(applied) if applied else time.time())
         current = self._read_with_retries([n for n in names if self.engine.loaded.service(n).validation.read_back])
         rollback: list[str] = []
         for name in names:
@@ -399,6 +403,9 @@ class Transaction:
         probing = [n for n in names if not results[n].reasons]
         self._probe_validation(probing, results)
         now = time.time()
+        if watch is not None:  # beside the read-back and probes since the switch; validated_at stays theirs
+            self.progress("waiting for the nameservers of the resolve steps")
+            watch.settle(results, {n: self.outcomes[n].timeline for n in names})
         if not self._fence(names):  # before recording any outcome as known
             for name in names:
                 self.outcomes[name].validation = results[name]
@@ -420,7 +427,7 @@ class Transaction:
                 out.status = "succeeded"
                 self.engine._record_success(name, plan)
                 self.ev("succeeded", name, rto_s=out.timeline.rto, phases_s=out.timeline.phases(),  # type: ignore[union-attr]
-                        active=plan.target)
+                        active=plan.target, **_client(out.timeline))
                 if plan.promotion and plan.promotion.get("when") == "after_failback":
                     self.flush()
                     self.engine._terraform_apply(plan, out, lambda e, _n=name, **kw: self.ev(e, _n, **kw))
@@ -531,6 +538,11 @@ class Transaction:
         if key in self.conflicts:
             return False
         return holds(now, change.after) or key in self.partial_keys
+
+
+def _client(timeline: Any) -> dict[str, Any]:
+    """The client RTO for an event, when the service has a resolve step."""
+    return {"client_rto_s": timeline.client_rto} if timeline is not None and timeline.client_ttl is not None else {}
 
 
 def conflicts_of(exc: ConcurrentEditError) -> list[tuple[ResourceKey, Any, Any]]:
