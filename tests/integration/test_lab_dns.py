@@ -35,7 +35,7 @@ ANSWERS = {
     "aws": [("shop.drill.example.", "A", {PRIMARY: "192.0.2.10", STANDBY: "198.51.100.10"})],
     "gcp": [("shop.drill.example.", "A", {PRIMARY: "192.0.2.10", STANDBY: "198.51.100.10"})],
     "azure": [("shop-drill.trafficmanager.net.", "CNAME", {PRIMARY: "shop-use1.shop-drill.lab.invalid.",
-                                                            STANDBY: "shop-usw2.shop-drill.lab.invalid."})],
+                                                           STANDBY: "shop-usw2.shop-drill.lab.invalid."})],
     "multi": [("shop.drill.example.", "A", {PRIMARY: "192.0.2.10", STANDBY: "198.51.100.10"}),
               ("shop.gcp.drill.example.", "A", {PRIMARY: "192.0.2.20", STANDBY: "198.51.100.20"}),
               ("shop-drill.trafficmanager.net.", "CNAME", {PRIMARY: "shop-eastus.shop-drill.lab.invalid.",
@@ -180,8 +180,8 @@ def test_a_large_answer_is_truncated_over_udp_and_whole_over_tcp(weighted_lab: L
     client, zone = lab.route53_client(), lab.zones["drill.example."]
     texts = [f'"{i:02d}-' + "x" * 200 + '"' for i in range(6)]  # ~1.2 KB
     client.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT",
-        "ResourceRecordSet": {"Name": "big.drill.example.", "Type": "TXT", "TTL": 45,
-                              "ResourceRecords": [{"Value": t} for t in texts]}}]})
+                                                                                    "ResourceRecordSet": {"Name": "big.drill.example.", "Type": "TXT", "TTL": 45,
+                                                                                                          "ResourceRecords": [{"Value": t} for t in texts]}}]})
     query = dns.message.make_query("big.drill.example.", "TXT", use_edns=False)
     host, port = lab.dns.address
     udp = dns.query.udp(query, host, timeout=TIMEOUT, port=port)

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from failover_engine.config.collection import (NAME, NAMESPACE, Collection, collections_path_for, find_collection,
-                                                write_ansible_config)
+from failover_engine.config.collection import (
+    NAME, NAMESPACE, Collection, collections_path_for, find_collection, write_ansible_config)
 from failover_engine.core.errors import FailoverError
 
 # operation -> playbook of the collection (the allowlist)
