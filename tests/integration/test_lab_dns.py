@@ -179,9 +179,8 @@ def test_a_large_answer_is_truncated_over_udp_and_whole_over_tcp(weighted_lab: L
     lab.reset()
     client, zone = lab.route53_client(), lab.zones["drill.example."]
     texts = [f'"{i:02d}-' + "x" * 200 + '"' for i in range(6)]  # ~1.2 KB
-    client.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT",
-                                                                                    "ResourceRecordSet": {"Name": "big.drill.example.", "Type": "TXT", "TTL": 45,
-                                                                                                          "ResourceRecords": [{"Value": t} for t in texts]}}]})
+    big = {"Name": "big.drill.example.", "Type": "TXT", "TTL": 45, "ResourceRecords": [{"Value": t} for t in texts]}
+    client.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT", "ResourceRecordSet": big}]})
     query = dns.message.make_query("big.drill.example.", "TXT", use_edns=False)
     host, port = lab.dns.address
     udp = dns.query.udp(query, host, timeout=TIMEOUT, port=port)
