@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -193,3 +197,21 @@ def test_authoritative_servers_are_found_by_the_zones_ns_records_and_asked_direc
     servers, answer = asyncio.run(go())
     assert servers == [("127.0.0.1", port)]  # ns1.drill.example., the lab server's own NS
     assert answer.rcode == "NOERROR" and answer.values == ["192.0.2.10"] and answer.ttl == 30
+
+
+# --------------------------------------------------------------------------- the documented example
+def test_the_example_in_docs_validation_runs_as_documented(tmp_path: Path) -> None:
+    """docs/validation.md's lab example: the failover passes its resolve step, the failback against
+    the frozen server misses its deadline and is rolled back (exit code 4)."""
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "validation.md").read_text()
+    block = re.search(r"## Try it on the lab.*?```sh\n(.*?)```", doc, re.S).group(1)  # type: ignore[union-attr]
+    assert "--dir .drill/resolve " in block
+    script = block.replace("--dir .drill/resolve ", f"--dir {tmp_path / 'resolve'} ")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(["sh", "-c", script], cwd=root, env=env, capture_output=True, text=True, timeout=90,
+                          check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 4, out[-3000:]
+    assert "status: succeeded" in out and re.search(r"client RTO +\d+ ms", out), out[-3000:]
+    assert "status: rolled_back" in out and "still answers 198.51.100.10 (ttl 30)" in out, out[-3000:]

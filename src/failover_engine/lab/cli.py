@@ -60,7 +60,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                        "(Traffic Manager), multi (all three), zone (ARC zonal shift, three zones); default aws")
     which.add_argument("--template", type=Path, default=None,
                        help="strategy template with {moto_url}, {primary_port}, {standby_port}, {lab_url}, "
-                       "{clouddns_url}, {trafficmanager_url}, {trafficmanager_ca}, {zonalshift_url}")
+                       "{clouddns_url}, {trafficmanager_url}, {trafficmanager_ca}, {zonalshift_url}, "
+                       "{lab_dns} (the lab's DNS server, 127.0.0.1:PORT)")
 
 
 # --------------------------------------------------------------------------- commands
