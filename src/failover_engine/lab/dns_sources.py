@@ -34,6 +34,7 @@ from collections import defaultdict
 from typing import Any, Callable, Iterable
 from urllib.parse import quote, urlencode
 
+from failover_engine.core.model import CloudDnsConnection, Strategy, TrafficManagerConnection
 from failover_engine.lab.emulators import RestError, rest
 
 Records = dict[tuple[str, str], tuple[int, list[str]]]  # as failover_engine.lab.dns.Records
@@ -265,3 +266,35 @@ class TrafficManagerSource:
                 raise
             out.update(trafficmanager_records(profile))
         return out
+
+
+# --------------------------------------------------------------------------- the lab's
+def strategy_projects(strategy: Strategy | None) -> list[str]:
+    """The Cloud DNS projects of a strategy's connections (pure)."""
+    conns = strategy.connections.values() if strategy is not None else []
+    return sorted({c.project for c in conns if isinstance(c, CloudDnsConnection)})
+
+
+def strategy_profiles(strategy: Strategy | None) -> list[tuple[str, str, str]]:
+    """(subscription, resource group, profile) of a strategy's Traffic Manager bindings (pure)."""
+    found: dict[str, tuple[str, str, str]] = {}
+    for service in strategy.services.values() if strategy is not None else []:
+        for b in service.routing:
+            conn = strategy.connections.get(b.connection or "") if b.adapter == "trafficmanager" else None
+            if isinstance(conn, TrafficManagerConnection):
+                found.setdefault(f"{b.resource_group}/{b.profile}".lower(),
+                                 (conn.subscription_id, b.resource_group, b.profile))
+    return list(found.values())
+
+
+def lab_dns_sources(route53_client: Callable[[], Any], strategy: Callable[[], Strategy | None],
+                    clouddns: Any = None, trafficmanager: Any = None, token: str = "") -> list[Any]:
+    """The lab's sources: moto's Route 53 (always), and the Cloud DNS and Traffic Manager emulators
+    when they run, for the projects and profiles of the strategy ``strategy()`` gives at query time."""
+    out: list[Any] = [Route53Source(route53_client)]
+    if clouddns is not None:
+        out.append(CloudDnsSource(clouddns.url, lambda: strategy_projects(strategy())))
+    if trafficmanager is not None:
+        out.append(TrafficManagerSource(trafficmanager.url, trafficmanager.ca_file, token,
+                                        lambda: strategy_profiles(strategy())))
+    return out

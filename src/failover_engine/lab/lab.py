@@ -50,7 +50,7 @@ from urllib.parse import parse_qs, urlsplit
 from failover_engine.config.loader import LoadedStrategy, load_strategy
 from failover_engine.core.model import Route53Routing, Service, Strategy
 from failover_engine.lab.dns import LabDns
-from failover_engine.lab.dns_sources import CloudDnsSource, Route53Source, TrafficManagerSource
+from failover_engine.lab.dns_sources import lab_dns_sources
 from failover_engine.lab.emulators import LAB_TOKEN, start_clouddns, start_trafficmanager, start_zonalshift
 from failover_engine.lab.regions import MODES, LabError, RegionServer
 from failover_engine.lab.seed_clouddns import seed_clouddns
@@ -467,29 +467,8 @@ class Lab:
     def dns_sources(self) -> list[Any]:
         """What the DNS server answers from: every hosted zone of moto, the managed zones of the
         strategy's Cloud DNS projects and the strategy's Traffic Manager profiles (read live)."""
-        out: list[Any] = [Route53Source(self._own_route53_client)]
-        if self.clouddns is not None:
-            out.append(CloudDnsSource(self.clouddns.url, self._clouddns_projects))
-        if self.trafficmanager is not None:
-            out.append(TrafficManagerSource(self.trafficmanager.url, self.trafficmanager.ca_file, LAB_TOKEN,
-                                            self._trafficmanager_profiles))
-        return out
-
-    def _clouddns_projects(self) -> list[str]:
-        strategy = self.loaded.strategy if self.loaded else None
-        return sorted({c.project for c in (strategy.connections.values() if strategy else [])
-                       if c.type == "clouddns"})
-
-    def _trafficmanager_profiles(self) -> list[tuple[str, str, str]]:
-        strategy = self.loaded.strategy if self.loaded else None
-        found: dict[str, tuple[str, str, str]] = {}
-        for service in strategy.services.values() if strategy else []:
-            for b in service.routing:
-                conn = strategy.connections.get(b.connection or "") if b.adapter == "trafficmanager" else None
-                if conn is not None and conn.type == "trafficmanager":
-                    found.setdefault(f"{b.resource_group}/{b.profile}".lower(),
-                                     (conn.subscription_id, b.resource_group, b.profile))
-        return list(found.values())
+        return lab_dns_sources(self._own_route53_client, lambda: self.loaded.strategy if self.loaded else None,
+                               self.clouddns, self.trafficmanager, LAB_TOKEN)
 
     def _start_terraform(self, template: str) -> None:
         """Copy the embedded Terraform stand-in into the run dir and apply it at its pilot light."""
