@@ -257,7 +257,8 @@ def test_terraform_drill_builds_the_service_from_outputs_and_promotes_the_standb
     report = json.loads((run_dir / "drill-report.json").read_text())
     assert report["result"] == "succeeded", report.get("error")
     over, back = report["failover"], report["failback"]
-    assert set(over["timeline"]["phases_s"]) == {"detection", "decision", "promotion", "apply", "validation"}
+    phases = {"detection", "decision", "promotion", "apply", "validation", "propagation"}
+    assert set(over["timeline"]["phases_s"]) == phases
     assert over["timeline"]["phases_s"]["promotion"] > 0
     assert over["promotion"] == {**over["promotion"], "phase": "promotion", "status": "applied",
                                  "vars": {"standby_capacity": 2}}

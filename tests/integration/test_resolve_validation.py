@@ -78,6 +78,8 @@ def engine_with(lab: Lab, tmp_path: Path, resolve: dict[str, Any] | None, **vali
     shop["validation"].update(validation)
     if resolve is not None:
         shop["validation"]["resolve"] = resolve
+    else:  # the drill templates have one (the lab's DNS server): none at all here
+        shop["validation"].pop("resolve", None)
     path = tmp_path / "strategy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return FailoverEngine(load_strategy(path, state_dir=tmp_path / "state"))

@@ -51,6 +51,7 @@ from failover_engine.config.loader import LoadedStrategy, load_strategy
 from failover_engine.core.model import Route53Routing, Service, Strategy
 from failover_engine.lab.dns import LabDns
 from failover_engine.lab.dns_sources import lab_dns_sources
+from failover_engine.lab.dns_zonal import ZonalShiftSource
 from failover_engine.lab.emulators import LAB_TOKEN, start_clouddns, start_trafficmanager, start_zonalshift
 from failover_engine.lab.regions import MODES, LabError, RegionServer
 from failover_engine.lab.seed_clouddns import seed_clouddns
@@ -67,6 +68,9 @@ TEMPLATES = {"aws": "drill-strategy.yaml", "gcp": "drill-strategy-gcp.yaml",
 # pilot-light standby (lab/terraform/standby), copied into the run dir and applied at its pilot light
 TERRAFORM_PLACEHOLDER = "{terraform_dir}"
 TERRAFORM_PILOT_LIGHT = {"standby_capacity": 0}
+# the TTL of the drill records ({record_ttl} in the templates, a Traffic Manager profile's DNS TTL,
+# the load balancers' names): `failover drill` gives 1 s, so that its clients move within the drill
+DEFAULT_RECORD_TTL = 30
 CLOUDS = tuple(TEMPLATES)
 DEFAULT_REGIONS = ("use1", "usw2")
 # the local servers a template's endpoints are probed on, when not the primary and standby regions
@@ -197,9 +201,11 @@ def start_moto() -> tuple[Any, str]:
         raise LabError(f"the lab needs failover-engine's extra 'lab' ({exc.name} is not installed): "
                        "pip install 'failover-engine[lab]'") from None
 
+    from failover_engine.lab import moto_dynamodb
     from failover_engine.lab.moto_route53 import install
 
     install()  # Route 53 change batches as AWS checks them (exact DELETEs, atomic): see moto_route53
+    moto_dynamodb.install()  # a conditional write checked and applied at once, as DynamoDB does
     werkzeug_log = logging.getLogger("werkzeug")
     if werkzeug_log.level == logging.NOTSET:
         werkzeug_log.setLevel(logging.WARNING)  # moto logs one line per request otherwise
@@ -315,10 +321,13 @@ class Lab:
     ``{standby_port}`` and ``{<region>_port}`` / ``{<region>_url}`` for every region, and
     ``{clouddns_url}``, ``{trafficmanager_url}``, ``{trafficmanager_ca}``, ``{zonalshift_url}``:
     naming one starts that emulator. ``strategy_template`` (a file) wins over ``cloud`` (an embedded template).
+    ``{record_ttl}`` is ``record_ttl``, the TTL of the templates' records (also a Traffic Manager
+    profile's DNS TTL, the Terraform stand-in's record and the load balancers' names): 30 s by
+    default, 1 s in `failover drill` so that its clients move within the drill.
     """
 
     def __init__(self, run_dir: Path, regions: Sequence[str] | None = None, *,
-                 strategy_template: Path | None = None, cloud: str = "aws"):
+                 strategy_template: Path | None = None, cloud: str = "aws", record_ttl: int = DEFAULT_RECORD_TTL):
         if regions is None:
             regions = TEMPLATE_REGIONS.get(cloud, DEFAULT_REGIONS) if strategy_template is None else DEFAULT_REGIONS
         if not regions or len(set(regions)) != len(regions):
@@ -326,6 +335,7 @@ class Lab:
         self.run_dir = Path(run_dir).resolve()
         self.strategy_template = strategy_template
         self.cloud = cloud
+        self.record_ttl = record_ttl
         self.template_name = template_for(cloud)
         self.clouddns: Any = None        # the Cloud DNS emulator, when the template needs it
         self.trafficmanager: Any = None  # the Traffic Manager emulator, when the template needs it
@@ -415,7 +425,8 @@ class Lab:
         if self.clouddns is not None:
             self.clouddns_zones = seed_clouddns(self.clouddns.url, strategy)
         if self.trafficmanager is not None:
-            seed_trafficmanager(self.trafficmanager.url, self.trafficmanager.ca_file, LAB_TOKEN, strategy)
+            seed_trafficmanager(self.trafficmanager.url, self.trafficmanager.ca_file, LAB_TOKEN, strategy,
+                                dns_ttl=self.record_ttl)
         if self.zonalshift is not None:
             register_zonal_resources(self.zonalshift, strategy)
 
@@ -466,9 +477,13 @@ class Lab:
 
     def dns_sources(self) -> list[Any]:
         """What the DNS server answers from: every hosted zone of moto, the managed zones of the
-        strategy's Cloud DNS projects and the strategy's Traffic Manager profiles (read live)."""
-        return lab_dns_sources(self._own_route53_client, lambda: self.loaded.strategy if self.loaded else None,
-                               self.clouddns, self.trafficmanager, LAB_TOKEN)
+        strategy's Cloud DNS projects and the strategy's Traffic Manager profiles (read live); with
+        the zonal shift emulator, its load balancers' names (failover_engine.lab.dns_zonal)."""
+        out = lab_dns_sources(self._own_route53_client, lambda: self.loaded.strategy if self.loaded else None,
+                              self.clouddns, self.trafficmanager, LAB_TOKEN)
+        if self.zonalshift is not None:
+            out.append(ZonalShiftSource(self.zonalshift, self.record_ttl))
+        return out
 
     def _start_terraform(self, template: str) -> None:
         """Copy the embedded Terraform stand-in into the run dir and apply it at its pilot light."""
@@ -480,6 +495,8 @@ class Lab:
         self.terraform_dir.mkdir(parents=True, exist_ok=True)
         source = resources.files("failover_engine.lab").joinpath("terraform", "standby", "main.tf")
         (self.terraform_dir / "main.tf").write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+        # every apply (the lab's, the promotions') reads it: the record keeps the lab's TTL
+        (self.terraform_dir / "terraform.tfvars").write_text(f"record_ttl = {self.record_ttl}\n", encoding="utf-8")
         tf = runner()
         tf.init(self.terraform_dir)
         tf.apply(self.terraform_dir, TERRAFORM_PILOT_LIGHT)
@@ -497,7 +514,8 @@ class Lab:
     def placeholders(self) -> dict[str, str]:
         """Placeholder → value for the strategy template."""
         regions = list(self.regions.values())
-        values = {"moto_url": self.moto_url, "lab_url": self.lab_url, "primary_port": str(regions[0].port)}
+        values = {"moto_url": self.moto_url, "lab_url": self.lab_url, "primary_port": str(regions[0].port),
+                  "record_ttl": str(self.record_ttl)}
         if len(regions) > 1:
             values["standby_port"] = str(regions[1].port)
         for region in regions:

@@ -34,7 +34,7 @@ def _target(binding: TrafficManagerRouting, name: str, subscription: str) -> dic
 
 
 def trafficmanager_steady_state(binding: TrafficManagerRouting, service: Service,
-                                subscription: str = "lab") -> dict[str, Any]:
+                                subscription: str = "lab", dns_ttl: int = DNS_TTL) -> dict[str, Any]:
     """The profile document (ARM PUT body) of a binding while the primary is active (pure).
 
     Priorities: the primary 1, the other endpoints 2, 3, ... in the binding's order (every mode).
@@ -57,7 +57,7 @@ def trafficmanager_steady_state(binding: TrafficManagerRouting, service: Service
                           "properties": props})
     return {"location": "global", "tags": {"managed-by": "failover-lab"}, "properties": {
         "profileStatus": "Enabled", "trafficRoutingMethod": ROUTING_METHOD[binding.mode],
-        "dnsConfig": {"relativeName": binding.profile.lower(), "ttl": DNS_TTL},
+        "dnsConfig": {"relativeName": binding.profile.lower(), "ttl": dns_ttl},
         "monitorConfig": {"protocol": "HTTP", "port": 80, "path": "/health"},
         "endpoints": endpoints}}
 
@@ -80,7 +80,8 @@ def lab_token_vars(strategy: Strategy, emulator_url: str) -> list[str]:
                    and (c.endpoint_url or "").rstrip("/") == emulator_url})
 
 
-def seed_trafficmanager(emulator_url: str, ca_file: str, token: str, strategy: Strategy) -> list[str]:
+def seed_trafficmanager(emulator_url: str, ca_file: str, token: str, strategy: Strategy,
+                        dns_ttl: int = DNS_TTL) -> list[str]:
     """PUT the steady-state profile of every trafficmanager binding; returns ``rg/profile`` of each.
 
     One binding per profile: two bindings sharing a profile would need one merged document.
@@ -102,7 +103,7 @@ def seed_trafficmanager(emulator_url: str, ca_file: str, token: str, strategy: S
             url = (f"{emulator_url}/subscriptions/{quote(conn.subscription_id)}/resourceGroups/"
                    f"{quote(binding.resource_group)}/providers/Microsoft.Network/trafficmanagerprofiles/"
                    f"{quote(binding.profile)}?api-version={API_VERSION}")
-            body = trafficmanager_steady_state(binding, service, conn.subscription_id)
+            body = trafficmanager_steady_state(binding, service, conn.subscription_id, dns_ttl)
             try:
                 rest("PUT", url, body, token=token, ca_file=ca_file)
             except RestError as exc:

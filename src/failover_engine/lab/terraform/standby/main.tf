@@ -43,6 +43,12 @@ variable "standby_values" {
   default     = ["198.51.100.10"]
 }
 
+variable "record_ttl" {
+  description = "TTL of the service's record (the lab gives 30 s, `failover drill` 1 s so that its clients move within the drill)."
+  type        = number
+  default     = 30
+}
+
 variable "standby_capacity" {
   description = "Instances running in the standby region: 0 while it is a pilot light, more once promoted."
   type        = number
@@ -89,7 +95,7 @@ output "failover_service" {
       hosted_zone = var.hosted_zone
       record      = var.record
       type        = "A"
-      ttl         = 30
+      ttl         = var.record_ttl
       mode        = "failover"
       endpoints = {
         use1 = { values = terraform_data.primary_region.output.values, set_identifier = "use1-primary" }
