@@ -31,6 +31,7 @@ EPILOG = """examples:
   failover recover shop -f strategy.yaml --yes     # finish a run whose process died mid-apply
   failover monitor -f strategy.yaml --metrics-port 9108   # automatic failover per policy
   failover drill                                   # the local drill (what `make drill` runs)
+  failover report RUN_ID --html -o run.html        # a past run as a page: timeline, plan, records, RTO
   failover import-terraform infra/ --write strategy.yaml  # a strategy from Terraform outputs
 The strategy file defaults to $FAILOVER_STRATEGY, then ./strategy.yaml."""
 
@@ -276,7 +277,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 def cmd_drill(args: argparse.Namespace) -> int:
     from failover_engine.cli.drill import run_drill
 
-    return run_drill(Path(args.dir), cloud=args.cloud, extra_vars=args.extra_var, verbose=args.verbose)
+    return run_drill(Path(args.dir), cloud=args.cloud, extra_vars=args.extra_var, verbose=args.verbose,
+                     client_min_ttl=args.client_min_ttl)
 
 
 IMPORT_TERRAFORM_HELP = """\
@@ -423,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     from failover_engine.cli.coordination import add_parser as add_coordination
 
     add_coordination(sub)
+    from failover_engine.cli.run_report import add_parser as add_report
+
+    add_report(sub)
     s = sub.add_parser("import-terraform", help="build a strategy file from a Terraform directory's outputs",
                        description=IMPORT_TERRAFORM_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("dir", metavar="DIR", help="the Terraform working directory (applied)")
@@ -445,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "pilot-light standby promoted by terraform apply before traffic moves (default aws)")
     s.add_argument("-e", "--extra-var", action="append", default=[], help="extra var for ansible-playbook")
     s.add_argument("-v", "--verbose", action="store_true", help="show the full ansible-playbook output")
+    s.add_argument("--client-min-ttl", type=float, default=0.0, metavar="SECONDS",
+                   help="the drill's client keeps each DNS answer at least this long, as resolvers that clamp TTLs "
+                   "do (default 0: the records' TTL); a long one keeps it on the old answer and fails the drill")
     s.set_defaults(func=cmd_drill)
     try:
         from failover_engine.lab.cli import add_lab_commands

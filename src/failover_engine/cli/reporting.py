@@ -103,6 +103,29 @@ def _steps(outcome: dict[str, Any]) -> list[str]:
     return out
 
 
+def _ms_text(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _client_lines(client: dict[str, Any], stage: str) -> list[str]:
+    """What each drill client saw during one run: outage, its own RTO beside the expected one,
+    failed requests (per phase, those with failures)."""
+    out = []
+    for c in client.get("clients") or []:
+        fig = (c.get("stages") or {}).get(stage)
+        if not fig:
+            continue
+        ms = _ms_text
+        reached = f"reached the new routing {ms(fig.get('client_rto_s'))} after the first signal" \
+            if fig.get("reached") else "NEVER reached the new routing"
+        out.append(f"  client {c.get('name')}: outage {ms(fig.get('outage_s'))}, {reached} (expected within "
+                   f"{ms(fig.get('expected_client_rto_s'))}), {fig.get('failed')}/{fig.get('requests')} requests failed")
+        failed = [f"{p['phase']} {p['failed']}" for p in fig.get("failed_per_phase") or [] if p.get("failed")]
+        if failed:
+            out.append(f"    failed per phase: {', '.join(failed)}")
+    return out
+
+
 def render_drill(report: dict[str, Any]) -> str:
     """Summary of a drill report written by playbooks/drill.yml: per stage the RTO, its phases and
     the plan's steps (one per provider), then the records of every provider before and after."""
@@ -110,6 +133,8 @@ def render_drill(report: dict[str, Any]) -> str:
     lines = [f"Drill of service {report.get('service')!r}{zone}: {report.get('result', 'unknown').upper()}"]
     if report.get("error"):
         lines.append(f"  error: {report['error']}")
+    if report.get("engine_result"):
+        lines.append(f"  the engine's runs: {report['engine_result']}; what the client saw decides the drill")
     for stage in ("failover", "failback"):
         r = report.get(stage) or {}
         tl = r.get("timeline") or {}
@@ -138,6 +163,7 @@ def render_drill(report: dict[str, Any]) -> str:
             lines.append(f"  rollback: {'ok' if r['rollback'].get('ok') else 'FAILED'}")
         for e in r.get("errors") or []:
             lines.append(f"  error: {e}")
+        lines.extend(_client_lines(report.get("client") or {}, stage))
     steps = ((report.get("failover") or {}).get("plan") or {}).get("steps") or []
     providers = list(dict.fromkeys(str(s.get("adapter")) for s in steps))
     for label in ("records_before", "records_after_failover", "records_after_failback"):
