@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CLOUD  ?= aws
 CLOUDS := aws gcp azure multi terraform
 
-.PHONY: all drill drill-all zone-drill aa-drill zone-drill test unit integration bench lint sanity ansible-lint lint-imports collections clean help
+.PHONY: all drill drill-all drill-screenshot chromium zone-drill aa-drill zone-drill test unit integration bench lint sanity ansible-lint lint-imports collections clean help
 
 help:
 	@echo "make drill   - run a complete failover drill locally (moto + local regions), print RTO"
@@ -19,6 +19,7 @@ help:
 	@echo "make zone-drill - take one availability zone of an active-active service out and back"
 	@echo "               (ARC zonal shift emulator + three local zones), print both RTOs"
 	@echo "make aa-drill - active-active over three regions (Route 53 weights): a member out and back"
+	@echo "make drill-screenshot - run a drill and save a screenshot of its HTML report to docs/img/drill-report.png"
 	@echo "make test    - set up and run the whole test suite"
 	@echo "make lint    - ansible-test sanity, ansible-lint and the import contracts (what CI checks)"
 	@echo "make dist    - build the library's wheel and sdist and the collection's tarball into dist/"
@@ -58,7 +59,19 @@ zone-drill: $(STAMP) collections
 aa-drill: $(STAMP) collections
 	$(BIN)/failover drill --cloud weighted --dir .drill/weighted
 
-test: $(STAMP) collections
+# a drill's HTML report (drill-report.html) as docs/img/drill-report.png, in headless Chromium
+drill-screenshot: $(STAMP) collections chromium
+	$(BIN)/python tools/drill_screenshot.py --cloud $(CLOUD) --dir .drill/screenshot --out docs/img/drill-report.png
+
+# the browser test (tests/integration/test_report_browser.py) and drill-screenshot drive Debian's
+# chromium: installed here when it is missing and this runs as root with apt; else the test is
+# skipped, saying why in one line
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	  || echo "make: chromium is not installed (not root, or apt-get failed): the browser test will be skipped"
+
+test: $(STAMP) collections chromium
 	$(BIN)/python -m pytest -q -ra
 
 unit: $(STAMP)
