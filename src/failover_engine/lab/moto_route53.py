@@ -17,7 +17,9 @@ moto keeps Route 53 record sets faithfully but checks a ChangeResourceRecordSets
 behaviour: every change of the batch is checked first against what the zone holds (a record
 set is identified by name, type and SetIdentifier), then all are applied or none; a DELETE must
 match the current record exactly (TTL, values in any order, Failover, Weight, HealthCheckId,
-AliasTarget, GeoLocation, Region, MultiValueAnswer), a CREATE needs the record to be absent.
+AliasTarget, GeoLocation, Region, MultiValueAnswer), a CREATE needs the record to be absent;
+one batch at a time (moto's server answers in threads: two writers racing for the same record get
+one success and one refusal, as on AWS, never two successes).
 Refusals are ``InvalidChangeBatch`` with AWS's messages ("Tried to delete resource record set
 [name='x.', type='A', set-identifier='a'] but the values provided do not match the current
 values", "... but it was not found", "Tried to create ... but it already exists"). Everything
@@ -30,9 +32,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 from typing import Any, Iterator
 
 _ORIGINAL: Any = None
+_BATCHES = threading.Lock()
 MATCHED = ("Failover", "Weight", "HealthCheckId", "GeoLocation", "Region", "MultiValueAnswer")
 ATTRS = {"Failover": "failover", "Weight": "weight", "HealthCheckId": "health_check_id",
          "GeoLocation": "geo_location", "Region": "region", "MultiValueAnswer": "multi_value_answer"}
@@ -79,6 +83,11 @@ def _matches(current: Any, wanted: dict[str, Any]) -> bool:
 
 
 def _change_resource_record_sets(self: Any, zoneid: str, change_list: list[dict[str, Any]]) -> None:
+    with _BATCHES:  # moto's server answers in threads: two batches are never checked against one state
+        _apply_batch(self, zoneid, change_list)
+
+
+def _apply_batch(self: Any, zoneid: str, change_list: list[dict[str, Any]]) -> None:
     from moto.route53.exceptions import DnsNameInvalidForZone, InvalidActionValue, Route53ClientError
     from moto.route53.models import RecordSet
     from moto.route53.utils import validate_domain_name
