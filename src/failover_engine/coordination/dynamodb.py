@@ -221,6 +221,20 @@ class Leases:
     def read(self, key: str) -> dict[str, Any]:
         return self.table.call("get_item", Key={"pk": {"S": key}}, ConsistentRead=True).get("Item", {})
 
+    def read_many(self, keys: list[str]) -> list[dict[str, Any]]:
+        """The items of these keys that exist (consistent reads, 100 keys per BatchGetItem)."""
+        out: list[dict[str, Any]] = []
+        for i in range(0, len(keys), 100):
+            pending: dict[str, Any] = {self.table.name: {"Keys": [{"pk": {"S": k}} for k in keys[i:i + 100]],
+                                                         "ConsistentRead": True}}
+            for _attempt in range(5):
+                resp = self.table.call("batch_get_item", whole=True, RequestItems=pending)
+                out += resp.get("Responses", {}).get(self.table.name, [])
+                pending = resp.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+        return out
+
     def describe(self, key: str) -> str:
         try:
             item = self.read(key)
@@ -336,6 +350,20 @@ class DynamoLock(LockProvider):
             return self.leases.is_held(self._key(service))
         except CoordinationError:
             return True  # cannot tell: never guess a holder dead
+
+    def lapsed(self, services: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Service leases still naming a holder that stopped renewing them (one BatchGetItem per 100)."""
+        names = list(services)
+        keys = {self._key(n): n for n in names}
+        out: dict[str, dict[str, Any]] = {}
+        now = self.leases.clock()
+        for item in self.leases.read_many(list(keys)):
+            holder = _str(item, "holder")
+            if holder and holder != self.leases.holder and _num(item, "expires") < now:
+                out[keys[item["pk"]["S"]]] = {"holder": holder, "epoch": int(_num(item, "epoch")),
+                                              "purpose": _str(item, "purpose") or "",
+                                              "expired_at": _num(item, "expires")}
+        return out
 
 
 class Leadership:

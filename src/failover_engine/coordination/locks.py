@@ -44,6 +44,12 @@ class LockProvider(ABC):
         purpose): that holder may have died mid-run."""
         return {}
 
+    def lapsed(self, services: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Services whose lock another holder still names but no longer renews (holder, epoch,
+        purpose, expired_at): it died, or stopped, maybe mid-run, maybe on another host. A kernel
+        lock goes with its process (and its journal is on this host): none."""
+        return {}
+
 
 class FileLock(LockProvider):
     def __init__(self, directory: str | Path):

@@ -29,11 +29,12 @@ from typing import Any, Callable
 from failover_engine.engine.failover import FailoverEngine
 from failover_engine.core.outcome import Outcome
 from failover_engine.engine.transaction import Request
-from failover_engine.core.errors import CoordinationError, FailoverError, StrategyError
+from failover_engine.core.errors import CoordinationError, FailoverError, LockHeld, StrategyError
 from failover_engine.engine.events import EventLog
 from failover_engine.detection.health import Health
 from failover_engine.config.loader import LoadedStrategy, load_strategy
 from failover_engine.core.model import Observer
+from failover_engine.engine.monitor_leases import LeaseDuties
 from failover_engine.engine.monitor_metrics import MonitorMetrics
 from failover_engine.detection.quorum import (
     InMemoryExchange,
@@ -60,6 +61,7 @@ class ServiceWatch:
     running: concurrent.futures.Future[Outcome] | None = None
     last_attempt: tuple[str, float] | None = None  # (situation, when) of the last run or alert
     holding: bool = False  # flapping: automation held
+    lock_wait: str | None = None  # the holder of the lock a run last waited for (said once)
 
 
 class LocalObserver:
@@ -118,7 +120,7 @@ class LocalObserver:
         return ObserverReport(self.spec.name, now, payload, all(control) if control else None, partitioned)
 
 
-class Monitor:
+class Monitor(LeaseDuties):
     def __init__(self, strategy_path: str | Path, *, state_dir: str | Path | None = None,
                  observers: list[str] | None = None, exchange: VerdictExchange | None = None,
                  metrics_port: int | None = None, retry_after: float = 30.0,
@@ -225,6 +227,8 @@ class Monitor:
             # nobody acts without a lease (the leader's lapses, the engine's cannot be taken)
             self._coordination(str(exc))
             reports = local
+        if self._adopt_due and self.leading:
+            self._adopt_lapsed(reports, now)
         self._batching = True
         try:
             for name in list(self.watches):
@@ -252,6 +256,7 @@ class Monitor:
         if self.leading and not was:
             self._read_active_all()  # what the previous leader left: act on the truth, not a cache
             self._recover_interrupted()
+            self._adopt_due = True  # and the leases it left lapsed mid-run (its journal is on its host)
 
     def _coordination(self, error: str | None) -> None:
         """Log the coordination table going away and coming back, once each."""
@@ -267,6 +272,7 @@ class Monitor:
         made elsewhere, or a zonal shift that expired, is seen and acted on; a resource the adapter
         reports as ``expiring`` (a zonal shift past half its life) gets a run, which extends it."""
         self._recover_interrupted()
+        self._adopt_due = self.leadership is not None
         idle = [n for n, w in self.watches.items() if w.running is None]
         if not idle:
             return
@@ -471,6 +477,9 @@ class Monitor:
         watch.running = None
         try:
             out = fut.result()
+        except LockHeld as exc:
+            self._lock_held(name, action, watch, exc)
+            return
         except FailoverError as exc:
             self.events.append("monitor_run_error", name, action=action, error=str(exc))
             self.log(f"{name}: {action} could not run: {exc}")
@@ -482,6 +491,7 @@ class Monitor:
         self.metrics.record_run(name, action, out)
         self.log(f"{name}: {action} {out.status}" + (f"; RTO {out.timeline.rto:.3f}s"
                                                      if out.timeline and out.timeline.rto else ""))
+        watch.lock_wait = None
         if out.status in ("succeeded", "unverified") and out.plan is not None:
             watch.active = dict(out.plan.target)
             watch.last_attempt = None
