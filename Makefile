@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CLOUD  ?= aws
 CLOUDS := aws gcp azure multi terraform
 
-.PHONY: all drill drill-all drill-screenshot chromium zone-drill aa-drill zone-drill test unit integration bench lint sanity ansible-lint lint-imports collections clean help
+.PHONY: all drill drill-all drill-screenshot chromium zone-drill aa-drill monitors-drill test unit integration bench lint sanity ansible-lint lint-imports collections clean help
 
 help:
 	@echo "make drill   - run a complete failover drill locally (moto + local regions), print RTO"
@@ -19,6 +19,8 @@ help:
 	@echo "make zone-drill - take one availability zone of an active-active service out and back"
 	@echo "               (ARC zonal shift emulator + three local zones), print both RTOs"
 	@echo "make aa-drill - active-active over three regions (Route 53 weights): a member out and back"
+	@echo "make monitors-drill - three monitor processes coordinating through DynamoDB (moto): the primary"
+	@echo "               down, the leader killed mid-failover; who acted, the epochs, the hand-over, the RTO"
 	@echo "make drill-screenshot - run a drill and save a screenshot of its HTML report to docs/img/drill-report.png"
 	@echo "make test    - set up and run the whole test suite"
 	@echo "make lint    - ansible-test sanity, ansible-lint and the import contracts (what CI checks)"
@@ -58,6 +60,11 @@ zone-drill: $(STAMP) collections
 # proportion) and back, with RTO
 aa-drill: $(STAMP) collections
 	$(BIN)/failover drill --cloud weighted --dir .drill/weighted
+
+# three `failover monitor` processes, one leader (DynamoDB leases on moto); the leader is killed
+# mid-failover and another finishes it (report: .drill/monitors/monitors-drill-report.json)
+monitors-drill: $(STAMP)
+	$(BIN)/failover drill --monitors 3 --dir .drill/monitors
 
 # a drill's HTML report (drill-report.html) as docs/img/drill-report.png, in headless Chromium
 drill-screenshot: $(STAMP) collections chromium

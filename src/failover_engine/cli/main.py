@@ -275,6 +275,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_drill(args: argparse.Namespace) -> int:
+    if args.monitors:
+        from failover_engine.lab.monitors_drill import run_monitors_drill
+
+        return run_monitors_drill(Path(args.dir), monitors=args.monitors)
     from failover_engine.cli.drill import run_drill
 
     return run_drill(Path(args.dir), cloud=args.cloud, extra_vars=args.extra_var, verbose=args.verbose,
@@ -453,6 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--client-min-ttl", type=float, default=0.0, metavar="SECONDS",
                    help="the drill's client keeps each DNS answer at least this long, as resolvers that clamp TTLs "
                    "do (default 0: the records' TTL); a long one keeps it on the old answer and fails the drill")
+    s.add_argument("--monitors", type=int, metavar="N", help="instead: N (3 or more) `failover monitor` processes "
+                   "coordinating through DynamoDB (moto); the primary region goes down, the leader is killed "
+                   "mid-failover (its plan journaled); prints who acted, the epochs, the hand-over and the RTO")
     s.set_defaults(func=cmd_drill)
     try:
         from failover_engine.lab.cli import add_lab_commands
