@@ -164,9 +164,11 @@ def render(report: dict[str, Any]) -> str:
     for m in report["monitors"]:
         epochs = ", ".join(f"{r['event'].replace('leader_', '')} at epoch {r['epoch']}"
                            + (f" (after {r['previous']})" if r.get("previous") else "") for r in m["leadership"])
-        out.append(f"  {m['observer']} ({m['source_address']}, pid {m['pid']}): {m['role']:<16} {epochs or 'never led'}")
+        who = f"{m['observer']} ({m['source_address']}, pid {m['pid']})"
+        out.append(f"  {who}: {m['role']:<16} {epochs or 'never led'}")
         for a in m["acted"]:
-            detail = {"detected": "detected the outage", "lease_taken_over": f"took the service lease at epoch {a['epoch']}",
+            detail = {"detected": "detected the outage",
+                      "lease_taken_over": f"took the service lease at epoch {a['epoch']}",
                       "adopted": f"adopted: active {a['active']}, {'healthy' if a['healthy'] else 'not healthy'}",
                       "succeeded": f"failover succeeded: active {a['active']}",
                       "fenced": f"fenced ({a['stage']})", "lock_held": "waited for the service lease"}[a["event"]]
