@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -99,6 +100,15 @@ def test_the_drill_clients_wait_until_they_use_the_new_answer(lab: Lab) -> None:
 
 
 # --------------------------------------------------------------------------- real drills
+def over_first_failure(stage: dict[str, Any]) -> float:
+    return datetime.fromisoformat(stage["first_failure_at"].replace("Z", "+00:00")).timestamp()
+
+
+def back_signal(report: dict[str, Any]) -> float:
+    stamp = report["failback"]["timeline"]["timestamps"]["first_signal_at"]
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("cloud", ["aws", "azure"])
 def test_a_drill_reports_what_its_client_saw(cloud: str, tmp_path: Path) -> None:
@@ -126,6 +136,9 @@ def test_a_drill_reports_what_its_client_saw(cloud: str, tmp_path: Path) -> None
     # the failback: no request failed (both regions up), the client back on the primary
     assert back["failed"] == 0 and back["outage_s"] == 0.0 and back["reached"] and back["served"]["use1"] > 0
     assert c["requests"][-1]["endpoint"] == "use1" and c["requests"][-1]["ok"]
+    down, up = report["lab_actions"]  # the failure the drill injected, and its end
+    assert (down["region"], down["mode"], up["region"], up["mode"]) == ("use1", "down", "use1", "up")
+    assert down["at"] <= over_first_failure(over) + 0.001 and up["at"] < back_signal(report)
     out = proc.stdout
     assert f"client {NAMES[cloud]}: outage " in out and "reached the new routing" in out and "client RTO" in out
     page = (tmp_path / cloud / "drill-report.html").read_text()

@@ -82,7 +82,9 @@ def drill_report(name: str = "shop.drill.example.", promoted: bool = False, **ex
                                                  "consecutive_successes": 2}}},
               "records_before": records,
               "records_after_failover": {k: {**v, "failover": "SECONDARY"} for k, v in records.items()},
-              "records_after_failback": records, **extra}
+              "records_after_failback": records,
+              "lab_actions": [{"at": T0 + 0.8, "region": "use1", "mode": "down"},
+                              {"at": T0 + 5.0, "region": "use1", "mode": "up"}], **extra}
     report["client"] = client_figures(recorded, [("failover", over), ("failback", back)])
     return report
 
@@ -118,6 +120,8 @@ def test_the_timeline_shows_probes_and_the_clients_requests_and_outage() -> None
         ("request ok", "use1"), ("request fail", "use1"), ("request ok", "usw2"), ("request ok", "use1")]
     assert sum(int(a["data-count"]) for a in requests) == 200
     assert len([a for t, a in page.tags if t == "rect" and a.get("class") == "served"]) == 4
+    actions = [(a["data-region"], a["data-mode"]) for t, a in page.tags if t == "g" and a.get("class") == "lab-action"]
+    assert actions == [("use1", "down"), ("use1", "up")]  # the failure the drill injected, and its end
     [outage] = [a for t, a in page.tags if t == "rect" and a.get("class") == "outage"]
     assert outage["data-stage"] == "failover"
     text = " ".join(page.text)

@@ -128,14 +128,7 @@ def run_drill(run_dir: Path, *, cloud: str = "aws", extra_vars: list[str] | None
                "ANSIBLE_COLLECTIONS_PATH": str(collections_path), "ANSIBLE_LOCAL_TEMP": str(run_dir / "ansible-tmp"),
                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                "FAILOVER_DRILL_CLIENT_URL": clients.url}
-        print(f"lab: drill on {cloud} ({lab.template_name})", file=sys.stderr)
-        for name, url in lab.servers():
-            print(f"lab: {name:<16} {url}", file=sys.stderr)
-        print(f"lab: {'strategy':<16} {lab.strategy_path}", file=sys.stderr)
-        for client in clients.clients:
-            print(f"lab: {'client':<16} {client.target.name} via {lab.dns_address} every "
-                  f"{clients.interval * 1000:.0f} ms", file=sys.stderr)
-        print(f"lab: {'collection':<16} {collection.root}", file=sys.stderr, flush=True)
+        _print_lab(lab, clients, collection.root, cloud)
         cmd = [*ansible_playbook(), str(collection.playbook(playbook))]
         for ev in CLOUD_VARS.get(cloud, []) + list(extra_vars or []):
             cmd += ["-e", ev]
@@ -144,19 +137,35 @@ def run_drill(run_dir: Path, *, cloud: str = "aws", extra_vars: list[str] | None
         rc = subprocess.call(cmd, cwd=run_dir, env=env)
         clients.stop()
         recorded = clients.to_dict()
-    if report.exists():
-        data = complete_report(json.loads(report.read_text()), recorded)
-        report.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        page = report.with_name("drill-report.html")
-        page.write_text(render_drill_html(data), encoding="utf-8")
-        print("\n" + render_drill(data))
-        print(f"\nJSON report: {report}\nHTML report: {page}")
-        if data.get("result") != "succeeded":
-            rc = rc or 1
-    else:
+    return _finish(report, recorded, list(lab.actions), rc)
+
+
+def _print_lab(lab: Any, clients: Any, collection_root: Path, cloud: str) -> None:
+    """What the drill started, for people (stderr)."""
+    print(f"lab: drill on {cloud} ({lab.template_name})", file=sys.stderr)
+    for name, url in lab.servers():
+        print(f"lab: {name:<16} {url}", file=sys.stderr)
+    print(f"lab: {'strategy':<16} {lab.strategy_path}", file=sys.stderr)
+    for client in clients.clients:
+        print(f"lab: {'client':<16} {client.target.name} via {lab.dns_address} every "
+              f"{clients.interval * 1000:.0f} ms", file=sys.stderr)
+    print(f"lab: {'collection':<16} {collection_root}", file=sys.stderr, flush=True)
+
+
+def _finish(report: Path, recorded: dict[str, Any], actions: list[dict[str, Any]], rc: int) -> int:
+    """Complete the playbook's report (the clients, the lab's actions), write it and its page,
+    print the summary; the drill's exit code."""
+    if not report.exists():
         print(f"failover drill: no report was written (ansible-playbook exit {rc})", file=sys.stderr)
-        rc = rc or 1
-    return rc
+        return rc or 1
+    data = complete_report(json.loads(report.read_text()), recorded)
+    data["lab_actions"] = actions  # the failures injected (and healed) through the lab
+    report.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    page = report.with_name("drill-report.html")
+    page.write_text(render_drill_html(data), encoding="utf-8")
+    print("\n" + render_drill(data))
+    print(f"\nJSON report: {report}\nHTML report: {page}")
+    return (rc or 1) if data.get("result") != "succeeded" else rc
 
 
 def complete_report(data: dict[str, Any], recorded: dict[str, Any], slack: float = DEFAULT_SLACK_S) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from failover_engine.core.client_log import epoch, phase_bounds, stamps
 from failover_engine.core.timeline import PHASES
 
 WIDTH, LEFT, RIGHT, LANE, GAP = 1100, 230, 20, 18, 6
+LABEL_CHARS = 36  # a longer lane label is shortened in the middle (the whole of it in its tooltip)
 PHASE_COLOURS = {"detection": "#8e24aa", "decision": "#3949ab", "promotion": "#6d4c41", "apply": "#00897b",
                  "validation": "#43a047", "propagation": "#f9a825"}
 ENDPOINT_COLOURS = ("#1e88e5", "#fb8c00", "#8e24aa", "#00acc1", "#6d4c41", "#d81b60", "#7cb342")
@@ -121,6 +122,7 @@ def time_range(report: dict[str, Any], stages: list[tuple[str, dict[str, Any]]],
     for c in clients:
         times += [t for t in (epoch(r.get("at")) for r in c.get("requests") or []) if t is not None]
     times += [t for t in (epoch((report.get("detection") or {}).get("first_signal_at")),) if t is not None]
+    times += [t for t in (epoch(a.get("at")) for a in report.get("lab_actions") or []) if t is not None]
     if not times:
         return 0.0, 1.0
     lo, hi = min(times), max(times)
@@ -140,7 +142,9 @@ class _Svg:
 
     def lane(self, label: str, css: str = "lane") -> float:
         y = self.y
-        self.parts.append(f'<text x="{LEFT - 8}" y="{y + 13}" text-anchor="end" class="{css}-label">{esc(label)}</text>'
+        shown = label if len(label) <= LABEL_CHARS else label[:12] + "…" + label[-(LABEL_CHARS - 13):]
+        self.parts.append(f'<text x="{LEFT - 8}" y="{y + 13}" text-anchor="end" class="{css}-label">{esc(shown)}'
+                          f'<title>{esc(label)}</title></text>'
                           f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y + LANE + GAP / 2}" y2="{y + LANE + GAP / 2}" '
                           'stroke="#eaeef2"/>')
         self.y += LANE + GAP
@@ -235,6 +239,23 @@ def _client_lanes(svg: _Svg, clients: list[dict[str, Any]], colours: dict[str, s
                 f'{_ms(fig.get("outage_s")) if reached is not None else "never ended"}</title></rect>')
 
 
+def _action_lane(svg: _Svg, actions: list[dict[str, Any]]) -> None:
+    """The failures the drill injected through the lab (a region down, up, ...): a marker each."""
+    if not actions:
+        return
+    y = svg.lane("lab: injected")
+    for a in actions:
+        at = epoch(a.get("at"))
+        if at is None:
+            continue
+        x, down = _num(svg.x(at)), a.get("mode") != "up"
+        label = f'{a.get("region")} {a.get("mode")}'
+        svg.parts.append(f'<g class="lab-action" data-at="{at:.6f}" data-region="{esc(a.get("region"))}" '
+                         f'data-mode="{esc(a.get("mode"))}"><path d="M{x} {y + 2} l5 7 l-5 7 l-5 -7 z" '
+                         f'fill="{FAIL if down else OK}"/><text x="{_num(svg.x(at) + 8)}" y="{y + 13}">{esc(label)}'
+                         f'</text><title>{esc(label)} (through the lab control API)</title></g>')
+
+
 def _signal_markers(svg: _Svg, stages: list[tuple[str, dict[str, Any]]], top: float) -> None:
     for stage, run in stages:
         at = stamps(run.get("timeline")).get("first_signal_at")
@@ -254,6 +275,7 @@ def timeline_svg(report: dict[str, Any], stages: list[tuple[str, dict[str, Any]]
     t0, t1 = time_range(report, stages, clients, marks)
     svg = _Svg(t0, t1)
     top = svg.y
+    _action_lane(svg, report.get("lab_actions") or [])
     _phase_lanes(svg, stages)
     _probe_lanes(svg, marks)
     _client_lanes(svg, clients, endpoint_colours(report, clients))

@@ -39,6 +39,7 @@ import os
 import re
 import socket
 import threading
+import time
 import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -280,7 +281,9 @@ class _ControlHandler(BaseHTTPRequestHandler):
                 if not ms.isdigit():
                     return self._json(400, {"error": f"ms must be a whole number of milliseconds, not {ms!r}"})
                 opts["delay_ms"] = int(ms)
+        at = time.time()  # when it was asked: a client can see the failure before set_mode returns
         region.set_mode(mode, **opts)
+        self.server.lab.actions.append({"at": round(at, 6), "region": region.name, "mode": mode})
         self._json(200, {"region": region.name, **region.status()})
 
     def _region(self, name: str, action: Callable[[RegionServer], None]) -> None:
@@ -343,6 +346,7 @@ class Lab:
         self.dns: LabDns | None = None   # the authoritative DNS server of the lab's zones
         self._route53: Any = None
         self.regions: dict[str, RegionServer] = {name: RegionServer(name) for name in regions}
+        self.actions: list[dict[str, Any]] = []  # region modes set through the control API: at, region, mode
         self.moto_url = ""
         self.lab_url = ""
         self.strategy_path = self.run_dir / "strategy.yaml"
