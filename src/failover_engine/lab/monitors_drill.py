@@ -181,8 +181,8 @@ def render(report: dict[str, Any]) -> str:
                 f"(records then: {_roles(k.get('records_at_kill'))});",
             f"           {h['to']} elected {h['elected_ms_after_kill']} ms later at leader epoch {h['leader_epoch']} "
             f"(was {h['previous_epoch']});",
-            "           service lease: " + " -> ".join(f"epoch {e['epoch']} {e['holder']} ({e['why']})"
-                                                     for e in h["service_lease_epochs"]),
+            "           service lease: " + " -> ".join(
+                f"epoch {e['epoch']} {e['holder']} ({e['why']})" for e in h["service_lease_epochs"]),
             f"finished by {f['observer']} ({f['how']}): RTO {f['rto_s'] * 1000:.0f} ms "
             "(first failed probe -> validated, hand-over included)" if f.get("rto_s") else
             f"finished by {f['observer']} ({f['how']})", "", "timeline (ms from the first failed probe):"]
