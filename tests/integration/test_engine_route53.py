@@ -138,9 +138,11 @@ def test_failover_flips_the_records_and_records_the_run(lab: Lab, make_engine, s
     assert Path(out.report_path).parent == state_dir / "reports"
     assert (rep["status"], rep["run_id"], rep["plan"]["target"]) == ("succeeded", out.run_id, {"usw2": 100})
     stamps = rep["timeline"]["timestamps"]
-    assert set(stamps) == {"first_signal_at", "detected_at", "decided_at", "applied_at", "validated_at"}
+    # propagated_at: the lab template's resolve step, which runs beside validation (not after it)
+    assert set(stamps) == {"first_signal_at", "detected_at", "decided_at", "applied_at", "validated_at", "propagated_at"}
     assert all(stamps.values()), stamps
-    assert list(stamps.values()) == sorted(stamps.values())  # ISO UTC strings sort as times
+    serial = [v for k, v in stamps.items() if k != "propagated_at"]
+    assert serial == sorted(serial) and stamps["propagated_at"] >= stamps["applied_at"]  # ISO UTC strings sort as times
     assert rep["timeline"]["signal"] == "manual" and rep["timeline"]["rto_s"] > 0
     assert rep["validation"]["ok"] and rep["validation"]["read_back"][0]["ok"]
 

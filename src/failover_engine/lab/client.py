@@ -170,7 +170,10 @@ class LoadClient:
     def _loop(self) -> None:
         next_at = time.monotonic()
         while not self._stop.is_set():
-            request = self.request_once()
+            try:
+                request = self.request_once()
+            except Exception as exc:  # noqa: BLE001 - a request that broke is a failed request, not a dead client
+                request = ClientRequest(time.time(), False, error=f"client: {type(exc).__name__}: {exc}"[:200])
             with self._changed:
                 self.requests.append(request)
                 self._changed.notify_all()
