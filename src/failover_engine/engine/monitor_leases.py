@@ -64,7 +64,8 @@ class LeaseDuties:
         the service until that is done."""
         from failover_engine.engine.adoption import adopt, first_failure
 
-        idle = [n for n, w in self.watches.items() if w.running is None]
+        services = self.loaded.strategy.services
+        idle = [n for n, w in self.watches.items() if w.running is None and n in services]
         try:
             lapsed = self.engine.lock.lapsed(idle)
         except CoordinationError as exc:
@@ -73,7 +74,7 @@ class LeaseDuties:
         self._adopt_due = False
         loop = asyncio.get_event_loop()
         for name, previous in sorted(lapsed.items()):
-            first = first_failure(reports, endpoint_key(name, self.loaded.strategy.services[name].primary.name))
+            first = first_failure(reports, endpoint_key(name, services[name].primary.name))
             self.log(f"{name}: the lease of {previous['holder']} ({previous['purpose']}) lapsed; adopting what it left")
             watch = self.watches[name]
             watch.running = self.pool.submit(adopt, self.engine, name, by=self.leadership.name)

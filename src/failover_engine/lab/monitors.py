@@ -320,6 +320,24 @@ class MonitorFleet:
         self.wait_for(ready, timeout, "a leader" + (f" other than {other_than.observer}" if other_than else ""))
         return found[0]
 
+    def steady(self) -> bool:
+        """Every running monitor's latest quorum verdict of every endpoint is healthy (before that, a
+        standby's verdict may still be unknown and a failover refused)."""
+        assert self.lab.loaded is not None
+        endpoints = set(self.lab.loaded.strategy.services[SERVICE].endpoint_names)
+        for m in self.monitors.values():
+            if not m.alive:
+                continue
+            latest: dict[str, str] = {}
+            for e in m.events("verdict", service=SERVICE):
+                latest[e["endpoint"]] = e["health"]
+            if set(latest) != endpoints or any(h != "healthy" for h in latest.values()):
+                return False
+        return True
+
+    def wait_steady(self, timeout: float = 30.0) -> None:
+        self.wait_for(self.steady, timeout, "steady state (every endpoint healthy in every monitor)")
+
     def wait_for(self, predicate: Callable[[], Any], timeout: float, what: str, poll: float = 0.02) -> Any:
         """``predicate()``'s first truthy value; FailoverError naming ``what`` (and the monitors'
         last events) after ``timeout`` seconds."""

@@ -62,8 +62,7 @@ class MonitorsDrill:
         fleet.start(order=[first], timeout=self.timeout)
         leader = fleet.monitors[first]
         self.log(f"drill: {len(fleet.monitors)} monitors started; {leader.observer} (pid {leader.pid}) leads")
-        fleet.wait_for(lambda: all(m.events("verdict", endpoint="use1", health="healthy")
-                                   for m in fleet.monitors.values()), self.timeout, "steady state in every monitor")
+        fleet.wait_steady(self.timeout)
         before = records(fleet)
         leader.on_line(rf"{SERVICE}: failover to", lambda line: self._kill_mid_run(leader, line))
         failed_at = time.time()
