@@ -231,3 +231,41 @@ def test_a_region_run_takes_the_region_lease_and_the_service_leases(lab_aws: Lab
     probe = leases(config, holder="reader")
     assert probe.read(probe.key("region", "us-east-1"))["epoch"]["N"] == "2"
     assert not probe.is_held(probe.key("service", "shop"))
+
+
+def test_recovery_leaves_a_dead_run_alone_once_another_holder_ran_the_service(lab_aws: Lab, tmp_path: Path,
+                                                                             config: DynamoDbCoordination) -> None:
+    """A run that died at lease epoch 1 (its journal open) while another controller held the lease
+    since (epochs 2 and 3) is superseded, not replayed: replaying its plan could undo their work."""
+    from failover_engine.engine.journal import Journal, open_journals
+
+    engine = FailoverEngine(load_strategy(dynamo_strategy(lab_aws, tmp_path, config), state_dir=tmp_path / "s"))
+    plan = engine.plan("shop", "failover")
+    Journal.open(engine.state_dir, "dead-run", "run", [plan], extra={"epochs": {"shop": 1}})  # left open
+    other = leases(config, holder="successor")
+    for _i in range(3):  # epochs 1 (the dead run's), 2, 3: the successor's runs
+        other.release(other.acquire(other.key("service", "shop"), "successor run"))
+    assert [j["pending"] for j in engine.interrupted()] == [["shop"]]
+    planned = engine.recover(["shop"], apply=False)
+    assert planned[0]["status"] == "superseded" and "epoch 1 (this run) to 4" in planned[0]["why"]
+    results = engine.recover(["shop"], apply=True)
+    assert [r["status"] for r in results] == ["superseded"]
+    assert roles(lab_aws) == {USE1: "PRIMARY", USW2: "SECONDARY"}  # nothing written
+    assert not list(open_journals(engine.state_dir))
+    assert json.loads(Path(results[0]["report"]).read_text())["status"] == "interrupted"
+
+
+def test_recovery_finishes_a_dead_run_when_nobody_held_the_lease_since(lab_aws: Lab, tmp_path: Path,
+                                                                      config: DynamoDbCoordination) -> None:
+    from failover_engine.engine.journal import Journal
+
+    engine = FailoverEngine(load_strategy(dynamo_strategy(lab_aws, tmp_path, config), state_dir=tmp_path / "s"))
+    plan = engine.plan("shop", "failover")
+    other = leases(config, holder="dead-controller")
+    other.acquire(other.key("service", "shop"), "the dead run")  # epoch 1, never released: it lapses
+    journal = Journal.open(engine.state_dir, "dead-run", "run", [plan], extra={"epochs": {"shop": 1}})
+    journal.group_started("0:route53:-#1", [c.key for c in plan.changes])
+    engine.lock.leases.clock = Clock(config.lease + 1)  # later: the dead run's lease has lapsed
+    results = engine.recover(["shop"], apply=True)
+    assert [r["status"] for r in results] == ["recovered_forward"], results
+    assert roles(lab_aws) == {USE1: "SECONDARY", USW2: "PRIMARY"}

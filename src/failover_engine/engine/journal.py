@@ -104,6 +104,7 @@ class JournalState:
     ended_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     resolved: dict[str, dict[str, Any]] = field(default_factory=dict)  # service -> how recovery ended it
     closed: dict[str, Any] | None = None
+    epochs: dict[str, int] = field(default_factory=dict)  # the run's lease epochs (lease coordination only)
 
     @property
     def open(self) -> bool:
@@ -220,6 +221,8 @@ def read_journal(path: Path) -> JournalState | None:
             plans = {p["service"]: JournaledPlan.from_dict(p) for p in rec.get("plans", [])}
             state = JournalState(path, rec["run_id"], rec.get("holder", {}), rec.get("t", 0.0),
                                  rec.get("kind", "run"), plans)
+            state.epochs = {str(k): int(v) for k, v in (rec.get("epochs") or {}).items()
+                            if isinstance(v, int) and not isinstance(v, bool)}
         elif state is None:
             continue
         elif kind == "group_started":

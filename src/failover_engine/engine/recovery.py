@@ -92,6 +92,9 @@ def _recover_service(engine: "FailoverEngine", j: JournalState, service: str, *,
 
     plan = j.plans[service]
     touched = j.touched(service)
+    superseded = _superseded(engine, j, service)
+    if superseded is not None:
+        return _supersede(engine, j, service, superseded, apply=apply)
     try:
         direction, why = _direction(engine, j, service)
     except FailoverError as exc:
@@ -144,6 +147,37 @@ def _recover_service(engine: "FailoverEngine", j: JournalState, service: str, *,
     engine._write_report(out)
     result["report"] = out.report_path
     return result
+
+
+def _superseded(engine: "FailoverEngine", j: JournalState, service: str) -> int | None:
+    """With lease coordination: the epoch we hold now when another holder held the service's lease
+    between the dead run and us (our epoch is more than one past the run's). That holder read the
+    truth and acted on it, so the dead run's plan is history: recovering it could undo their work."""
+    was = j.epochs.get(service)
+    now = engine.lock.epochs([service]).get(service)
+    if was is None or now is None or now <= was + 1:
+        return None
+    return now
+
+
+def _supersede(engine: "FailoverEngine", j: JournalState, service: str, epoch: int, *,
+               apply: bool) -> dict[str, Any]:
+    from failover_engine.core.outcome import Outcome
+
+    why = (f"the service's lease went from epoch {j.epochs.get(service)} (this run) to {epoch} (now): another "
+           "holder ran the service since and acted on what it read; nothing of this run is rewritten")
+    base = {"service": service, "run_id": j.run_id, "direction": "none", "why": why,
+            "interrupted_at": j.opened_at, "holder": j.holder, "groups_started": len(j.started_groups),
+            "groups_ended": len(j.ended_groups)}
+    if not apply:
+        return {**base, "status": "superseded", "changes": []}
+    engine.events.append("recovery_superseded", service, run_id=j.run_id, holder=j.holder, why=why)
+    append_record(j.path, {"rec": "resolved", "service": service, "direction": "none", "status": "superseded"})
+    out = Outcome(service, j.plans[service].action, "interrupted", j.run_id, started=j.opened_at,
+                  reason=f"the run's process died mid-run; superseded ({why})")
+    engine._write_report(out)
+    return {**base, "status": "superseded", "restored": [], "left_as_is": [], "errors": [],
+            "report": out.report_path}
 
 
 def _pending(engine: "FailoverEngine", plan: Any, ours: Any, to: str) -> list[dict[str, Any]]:
