@@ -269,3 +269,59 @@ def test_recovery_finishes_a_dead_run_when_nobody_held_the_lease_since(lab_aws: 
     results = engine.recover(["shop"], apply=True)
     assert [r["status"] for r in results] == ["recovered_forward"], results
     assert roles(lab_aws) == {USE1: "SECONDARY", USW2: "PRIMARY"}
+
+
+def test_a_monitor_keeps_observing_and_alerting_while_the_table_hangs(lab_aws: Lab, tmp_path: Path,
+                                                                      run_monitor: Any, free_port: int,
+                                                                      scrape_metrics: Any) -> None:
+    """The table's endpoint accepts connections and never answers: the coordination rounds time
+    out in their own thread, the probes keep their cadence on the event loop, the primary's
+    failure is seen and alerted (standing_by: it would fail over), and nothing is changed."""
+    import socket
+    import threading
+    import time
+
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        hang.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(hang.accept()[0])  # never answered
+            except OSError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        data = yaml.safe_load(lab_aws.strategy_path.read_text())
+        data["coordination"] = {"type": "dynamodb", "table": "never-answers", "lease": "5s",
+                                "endpoint_url": f"http://127.0.0.1:{hang.getsockname()[1]}",
+                                "connect_timeout": "1s", "read_timeout": "2s"}
+        path = tmp_path / "strategy.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        mon = run_monitor(path, metrics_port=free_port)
+        mon.events.wait_for("coordination_unreachable", timeout=60)
+        lab_aws.regions["use1"].set_mode("down")
+        mon.events.wait_for("verdict", timeout=60, endpoint="use1", health="unhealthy")
+        mon.events.wait_for("standing_by", timeout=60, action="failover")
+
+        def failures() -> float:
+            return sum(v for (name, labels), v in scrape_metrics(free_port).items()
+                       if name == "failover_probe_failures_total" and ("endpoint", "use1") in labels)
+
+        first, t0 = failures(), time.monotonic()
+        time.sleep(4.0)  # a window to count probes in (the assertion is on the count, not the time)
+        rate = (failures() - first) / (time.monotonic() - t0)
+        assert rate >= 1.0, f"{rate:.2f} failed probes/s of use1 (interval 250 ms): the probes stalled"
+        assert mon.events.all("run_started") == []
+        assert roles(lab_aws) == {USE1: "PRIMARY", USW2: "SECONDARY"}
+        mon.stop(timeout=60)
+    finally:
+        stop.set()
+        hang.close()
+        for s in held:
+            s.close()

@@ -29,7 +29,7 @@ from typing import Any, Callable
 from failover_engine.engine.failover import FailoverEngine
 from failover_engine.core.outcome import Outcome
 from failover_engine.engine.transaction import Request
-from failover_engine.core.errors import CoordinationError, FailoverError, LockHeld, StrategyError
+from failover_engine.core.errors import FailoverError, LockHeld, StrategyError
 from failover_engine.engine.events import EventLog
 from failover_engine.detection.health import Health
 from failover_engine.config.loader import LoadedStrategy, load_strategy
@@ -179,18 +179,41 @@ class Monitor(LeaseDuties):
         tasks = [asyncio.create_task(o.scheduler.run(sched_stop)) for o in self.observers]
         if self.leading:
             self._recover_interrupted()  # a run a dead process left open is finished first, not in 30 s
+        # with a remote exchange (dynamodb) the coordination calls of a tick run in their own thread:
+        # a slow or unreachable table never stalls the probes, which share this event loop
+        coord = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="coordination")
+                 if self.leadership is not None else None)
+        pending: "asyncio.Future[Any] | None" = None
+        loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
+                started = time.monotonic()
                 try:
-                    self.tick(time.time())
+                    shared = None
+                    if coord is not None:
+                        if pending is None:
+                            now = time.time()
+                            pending = loop.run_in_executor(coord, self._exchange_round,
+                                                           [o.report(now) for o in self.observers], now)
+                        await asyncio.wait({pending}, timeout=self.tick_interval)
+                        if pending.done():
+                            shared, pending = pending, None
+                            shared = shared.result()
+                        else:
+                            shared = (None, None, None)  # the table is slow: decide on our own reports
+                    self.tick(time.time(), shared=shared)
                 except Exception as exc:  # noqa: BLE001 - one bad tick must not end the watch
+                    pending = None if pending is not None and pending.done() else pending
                     self.events.append("monitor_error", None, error=repr(exc))
                     self.log(f"monitor: error in a tick, going on: {exc!r}")
                 try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.tick_interval)
+                    await asyncio.wait_for(stop.wait(),
+                                           timeout=max(0.0, self.tick_interval - (time.monotonic() - started)))
                 except asyncio.TimeoutError:
                     pass
         finally:
+            if coord is not None:
+                coord.shutdown(wait=False, cancel_futures=True)
             self.stopping = True
             running = [w.running for w in self.watches.values() if w.running and not w.running.done()]
             if running:
@@ -207,25 +230,23 @@ class Monitor(LeaseDuties):
         fastest = min(s.detection.interval for s in self.loaded.strategy.services.values())
         return max(0.02, min(1.0, fastest / 2))
 
-    def tick(self, now: float) -> None:
+    def tick(self, now: float, shared: tuple[Any, Any, Any] | None = None) -> None:
+        """One round: exchange reports (``shared``: a round already done by :meth:`run`, or
+        (None, None, None) when it is still running), follow the leadership, decide every service."""
         local = [obs.report(now) for obs in self.observers]
-        try:
-            for report in local:
-                self.exchange.publish(report)
-        except CoordinationError as exc:
-            self._coordination(str(exc))
-        self._lead()
+        if shared is None:
+            shared = self._exchange_round(local, now)
+        reports, leading, error = shared
+        if reports is not None or error is not None:
+            self._coordination(error)
+        self._lead(leading)
         self._maybe_reload()
         if self.leading and now - self._reconciled_at >= self.reconcile_interval:
             self._reconciled_at = now
             self._reconcile(now)
-        try:
-            reports = self.exchange.collect(now)
-            self._coordination(None)
-        except CoordinationError as exc:
-            # the table is unreachable: keep observing and alerting on this monitor's own reports;
-            # nobody acts without a lease (the leader's lapses, the engine's cannot be taken)
-            self._coordination(str(exc))
+        if reports is None:
+            # the table is unreachable (or slow): keep observing and alerting on this monitor's own
+            # reports; nobody acts without a lease (the leader's lapses, the engine's cannot be taken)
             reports = local
         if self._adopt_due and self.leading:
             self._adopt_lapsed(reports, now)
@@ -236,36 +257,6 @@ class Monitor(LeaseDuties):
         finally:
             self._batching = False
             self._flush_submissions()
-
-    def _lead(self) -> None:
-        """Whether this monitor acts: always with file coordination; with dynamodb, while it holds
-        the group's leader lease (taken when free or lapsed, renewed every tick)."""
-        if self.leadership is None:
-            return
-        was = self.leading
-        self.leading = self.leadership.leading()
-        if self.leadership.error:
-            self._coordination(self.leadership.error)
-        for change in self.leadership.changes:
-            event = change.pop("event")
-            self.events.append(event, None, **change)
-            self.log(f"{event.replace('_', ' ')}: {change.get('observer')} at epoch {change.get('epoch')}"
-                     + (f" (after {change['previous']['holder']}, whose lease lapsed)" if change.get("previous") else ""))
-        self.leadership.changes.clear()
-        self.metrics.set_leader(self.leading)
-        if self.leading and not was:
-            self._read_active_all()  # what the previous leader left: act on the truth, not a cache
-            self._recover_interrupted()
-            self._adopt_due = True  # and the leases it left lapsed mid-run (its journal is on its host)
-
-    def _coordination(self, error: str | None) -> None:
-        """Log the coordination table going away and coming back, once each."""
-        if error and self._coordination_down is None:
-            self.events.append("coordination_unreachable", None, error=error)
-            self.log(f"coordination table unreachable: {error}; observing and alerting, acting only with a lease")
-        elif error is None and self._coordination_down is not None:
-            self.events.append("coordination_restored", None)
-        self._coordination_down = error if error else None
 
     def _reconcile(self, now: float) -> None:
         """Re-read the routing state of idle services (one batched read per adapter): a change

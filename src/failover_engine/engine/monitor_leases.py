@@ -38,7 +38,13 @@ class LeaseDuties:
     retry_after: float
     log: Any
     tick_interval: float
-    _coordination: Callable[[str | None], None]
+    observers: list[Any]
+    exchange: Any
+    metrics: Any
+    leading: bool
+    _coordination_down: str | None
+    _read_active_all: Callable[[], None]
+    _recover_interrupted: Callable[[], None]
     _adopt_due = False  # look for lapsed service leases at the next tick (set on election and reconcile)
 
     def _lock_held(self, name: str, action: str, watch: "ServiceWatch", exc: LockHeld) -> None:
@@ -102,3 +108,53 @@ class LeaseDuties:
         self.log(f"{name}: {found.summary(fields.get('rto_s'))}")
         if found.active is not None:
             watch.active, watch.last_attempt = found.active, None
+
+    # ------------------------------------------------------------------ the exchange round and leadership
+    def _exchange_round(self, local: list[ObserverReport], now: float) -> tuple[Any, Any, Any]:
+        """The coordination I/O of one tick: publish our reports, hold or try the leader lease,
+        collect everyone's reports. Returns (reports or None, leading or None, error or None); run in
+        a worker thread by :meth:`run` when the exchange is remote."""
+        error = None
+        try:
+            for report in local:
+                self.exchange.publish(report)
+        except CoordinationError as exc:
+            error = str(exc)
+        leading = self.leadership.leading() if self.leadership is not None else None
+        if self.leadership is not None and self.leadership.error:
+            error = error or self.leadership.error
+        try:
+            reports = self.exchange.collect(now)
+        except CoordinationError as exc:
+            error, reports = str(exc), None
+        return reports, leading, error
+
+    def _lead(self, leading: bool | None) -> None:
+        """Whether this monitor acts: always with file coordination; with dynamodb, while it holds
+        the group's leader lease (taken when free or lapsed, renewed every exchange round; None: no
+        round finished this tick, nothing changes)."""
+        if self.leadership is None:
+            return
+        was = self.leading
+        if leading is not None:
+            self.leading = leading
+        for change in self.leadership.changes:
+            event = change.pop("event")
+            self.events.append(event, None, **change)
+            self.log(f"{event.replace('_', ' ')}: {change.get('observer')} at epoch {change.get('epoch')}"
+                     + (f" (after {change['previous']['holder']}, whose lease lapsed)" if change.get("previous") else ""))
+        self.leadership.changes.clear()
+        self.metrics.set_leader(self.leading)
+        if self.leading and not was:
+            self._read_active_all()  # what the previous leader left: act on the truth, not a cache
+            self._recover_interrupted()
+            self._adopt_due = True  # and the leases it left lapsed mid-run (its journal is on its host)
+
+    def _coordination(self, error: str | None) -> None:
+        """Log the coordination table going away and coming back, once each."""
+        if error and self._coordination_down is None:
+            self.events.append("coordination_unreachable", None, error=error)
+            self.log(f"coordination table unreachable: {error}; observing and alerting, acting only with a lease")
+        elif error is None and self._coordination_down is not None:
+            self.events.append("coordination_restored", None)
+        self._coordination_down = error if error else None
