@@ -233,8 +233,8 @@ def test_a_region_run_takes_the_region_lease_and_the_service_leases(lab_aws: Lab
     assert not probe.is_held(probe.key("service", "shop"))
 
 
-def test_recovery_leaves_a_dead_run_alone_once_another_holder_ran_the_service(lab_aws: Lab, tmp_path: Path,
-                                                                             config: DynamoDbCoordination) -> None:
+def test_recovery_leaves_a_dead_run_alone_once_another_holder_ran_the_service(
+        lab_aws: Lab, tmp_path: Path, config: DynamoDbCoordination) -> None:
     """A run that died at lease epoch 1 (its journal open) while another controller held the lease
     since (epochs 2 and 3) is superseded, not replayed: replaying its plan could undo their work."""
     from failover_engine.engine.journal import Journal, open_journals
@@ -255,8 +255,8 @@ def test_recovery_leaves_a_dead_run_alone_once_another_holder_ran_the_service(la
     assert json.loads(Path(results[0]["report"]).read_text())["status"] == "interrupted"
 
 
-def test_recovery_finishes_a_dead_run_when_nobody_held_the_lease_since(lab_aws: Lab, tmp_path: Path,
-                                                                      config: DynamoDbCoordination) -> None:
+def test_recovery_finishes_a_dead_run_when_nobody_held_the_lease_since(
+        lab_aws: Lab, tmp_path: Path, config: DynamoDbCoordination) -> None:
     from failover_engine.engine.journal import Journal
 
     engine = FailoverEngine(load_strategy(dynamo_strategy(lab_aws, tmp_path, config), state_dir=tmp_path / "s"))
