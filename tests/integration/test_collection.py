@@ -89,7 +89,8 @@ def test_built_collection_holds_the_collection_and_nothing_of_the_library(tmp_pa
     # files (.gitignore, .ansible-lint, ansible.cfg, collections/, Makefile, pyproject.toml),
     # caches, decisions, examples or benchmark figures
     user_files = ("plugins/", "playbooks/", "meta/", "changelogs/changelog.yaml", "changelogs/config.yaml",
-                  "docs/architecture.md", "docs/mcp.md", "docs/monitoring.md", "docs/terraform.md")
+                  "docs/architecture.md", "docs/mcp.md", "docs/monitoring.md", "docs/terraform.md",
+                  "docs/drill-report.md", "docs/validation.md")
     top_files = {"MANIFEST.json", "FILES.json", "README.md", "LICENSE", "CHANGELOG.rst", "requirements.txt",
                  "bindep.txt", "plugins", "playbooks", "meta", "changelogs", "docs"}
     clutter = sorted(n for n in names if n not in top_files and not n.startswith(user_files))

@@ -38,6 +38,8 @@ def nowhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         return None if start is not None and Path(start).is_relative_to(REPO / "src") else real(start)
 
     monkeypatch.setattr(finder, "find_repo_root", repo_root)
+    # nor a collections directory another test put on sys.path (test_mcp_parts adds the checkout's)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if not p or not Path(p, "ansible_collections").is_dir()])
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.chdir(empty)
@@ -176,7 +178,8 @@ def test_the_lab_without_moto_names_the_extra(monkeypatch: pytest.MonkeyPatch, t
                                               capsys: pytest.CaptureFixture[str]) -> None:
     from failover_engine.cli.main import main
 
-    monkeypatch.setitem(sys.modules, "moto", None)
+    for name in [m for m in sys.modules if m == "moto" or m.startswith("moto.")] + ["moto"]:
+        monkeypatch.setitem(sys.modules, name, None)  # also moto.server, if another test imported it
     assert main(["lab", "up", "--dir", str(tmp_path / "lab")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err

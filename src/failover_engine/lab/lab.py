@@ -181,6 +181,11 @@ def register_zonal_resources(emulator: Any, strategy: Strategy) -> dict[str, lis
 
 def lab_route53_client(endpoint_url: str, config_file: Path) -> Any:
     """A Route 53 client for the lab's moto that ignores the user's AWS profile and config."""
+    return lab_aws_client("route53", endpoint_url, config_file)
+
+
+def lab_aws_client(service: str, endpoint_url: str, config_file: Path) -> Any:
+    """A client of ``service`` for the lab's moto that ignores the user's AWS profile and config."""
     import boto3
     import botocore.session
 
@@ -190,7 +195,7 @@ def lab_route53_client(endpoint_url: str, config_file: Path) -> Any:
     session = boto3.session.Session(
         botocore_session=botocore.session.Session(session_vars=isolated),
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=AWS_REGION)
-    return session.client("route53", endpoint_url=endpoint_url)
+    return session.client(service, endpoint_url=endpoint_url)
 
 
 # --------------------------------------------------------------------------- moto

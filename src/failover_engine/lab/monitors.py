@@ -35,7 +35,7 @@ from failover_engine.coordination.dynamodb import DynamoTable, Leases
 from failover_engine.core.errors import FailoverError
 from failover_engine.core.model import DynamoDbCoordination
 from failover_engine.engine.events import EventLog
-from failover_engine.lab.lab import AWS_REGION, Lab
+from failover_engine.lab.lab import AWS_REGION, Lab, lab_aws_client
 
 # (observer, source address): one per "region" the monitors run in
 OBSERVERS: tuple[tuple[str, str], ...] = (("obs-a", "127.0.0.1"), ("obs-b", "127.0.0.2"), ("obs-c", "127.0.0.3"))
@@ -67,16 +67,7 @@ def failover_command() -> list[str]:
 
 def lab_dynamodb_client(moto_url: str, config_file: Path) -> Any:
     """A DynamoDB client for the lab's moto that ignores the user's AWS profile and config."""
-    import boto3
-    import botocore.session
-
-    isolated = {"profile": (None, None, None, None),
-                "config_file": (None, None, str(config_file), None),
-                "credentials_file": (None, None, str(config_file), None)}
-    session = boto3.session.Session(
-        botocore_session=botocore.session.Session(session_vars=isolated),
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=AWS_REGION)
-    return session.client("dynamodb", endpoint_url=moto_url)
+    return lab_aws_client("dynamodb", moto_url, config_file)
 
 
 def holder_pid(holder: str | None) -> int | None:
