@@ -117,10 +117,12 @@ def _zonalshift(binding: ZonalShiftRouting) -> Problems:
     return out
 
 
-def _elb(binding: ClassicElbRouting) -> Problems:
+def _zones(binding: Any, stays: str) -> Problems:
+    """A load balancer's zone failover: two zones at least (``stays``: what the last one must keep
+    doing), each endpoint its own zone."""
     out: Problems = []
     if len(binding.endpoints) < 2:
-        out.append(("endpoints", "zone failover needs at least two zones (one must stay enabled)"))
+        out.append(("endpoints", f"zone failover needs at least two zones (one must stay {stays})"))
     zones = [b.zone for b in binding.endpoints.values()]
     dupes = sorted({z for z in zones if zones.count(z) > 1})
     if dupes:
@@ -128,16 +130,14 @@ def _elb(binding: ClassicElbRouting) -> Problems:
     return out
 
 
+def _elb(binding: ClassicElbRouting) -> Problems:
+    return _zones(binding, "enabled")
+
+
 def _elbv2(binding: Elbv2Routing) -> Problems:
     """Two distinct zones at least, distinct target groups. (Instance targets only: the target
     type is known only to the provider and is checked at read.)"""
-    out: Problems = []
-    if len(binding.endpoints) < 2:
-        out.append(("endpoints", "zone failover needs at least two zones (one must stay in service)"))
-    zones = [b.zone for b in binding.endpoints.values()]
-    dupes = sorted({z for z in zones if zones.count(z) > 1})
-    if dupes:
-        out.append(("endpoints", f"each endpoint needs its own zone; repeated: {', '.join(dupes)}"))
+    out = _zones(binding, "in service")
     arns = binding.target_group_arns
     if len(set(arns)) != len(arns):
         out.append(("target_group_arns", "each target group may be listed once"))
